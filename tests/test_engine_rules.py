@@ -1,0 +1,736 @@
+"""One hand-written scenario per rule of the engine contract.
+
+Every test runs against both the pure-Python reference and the Numba engine
+(``engine_factory``), asserts the exact reports of each message and the final
+book, and checks the book invariants after every message (``Session``).
+"""
+
+import numpy as np
+import pytest
+from engine_fixtures import (  # noqa: F401  (engine_factory is a fixture)
+    BOOK_FIELDS,
+    BUY,
+    FOK,
+    IOC,
+    LIMIT,
+    MARKET,
+    SELL,
+    Session,
+    ack,
+    assert_same_reports,
+    cancel,
+    canceled,
+    engine_factory,
+    expected_reports,
+    expired,
+    fill,
+    message,
+    modified,
+    modify,
+    new,
+    reject_of,
+    to_batch,
+)
+
+from engine.messages import NO_PRICE, REPORT_DTYPE, Action, Reason
+
+ST = Reason.SELF_TRADE
+
+
+@pytest.fixture
+def s(engine_factory):  # noqa: F811
+    """A session on a 2-symbol engine without self-trade prevention."""
+    return Session(engine_factory(n_symbols=2))
+
+
+@pytest.fixture
+def stp(engine_factory):  # noqa: F811
+    """A session on a 2-symbol engine with stp="cancel-newest"."""
+    return Session(engine_factory(n_symbols=2, stp="cancel-newest"))
+
+
+def rest(session, *msgs):
+    """Send messages that must all just rest (each yields only its ACK)."""
+    for m in msgs:
+        session.expect(
+            m, [ack(m["order_id"], m["side"], m["price"], m["qty"], account=m["account"])]
+        )
+
+
+# -- validation -------------------------------------------------------------
+
+
+def test_reject_bad_action(s):
+    for action in (0, 4, -1, 127):
+        m = message(action, 7, side=BUY, price=100, qty=5, type=LIMIT, account=3)
+        s.expect(m, [reject_of(m, Reason.BAD_ACTION)])
+    assert s.book() == []
+
+
+def test_reject_bad_action_checked_before_bad_symbol(s):
+    m = message(9, 1, side=BUY, price=100, qty=5, type=LIMIT, account=1, symbol=99)
+    s.expect(m, [reject_of(m, Reason.BAD_ACTION)])
+
+
+def test_reject_bad_symbol(s):
+    for symbol in (-1, 2, 1000):
+        for m in (
+            new(1, BUY, 100, 5, symbol=symbol),
+            cancel(1, symbol=symbol),
+            modify(1, 100, 5, symbol=symbol),
+        ):
+            s.expect(m, [reject_of(m, Reason.BAD_SYMBOL)])
+    assert s.book() == []
+
+
+def test_reject_bad_side(s):
+    for side in (0, 3, -1):
+        m = new(1, side, 100, 5)
+        s.expect(m, [reject_of(m, Reason.BAD_SIDE)])
+    assert s.book() == []
+
+
+def test_reject_bad_type(s):
+    for otype in (0, 5, -2):
+        m = new(1, BUY, 100, 5, type=otype)
+        s.expect(m, [reject_of(m, Reason.BAD_TYPE)])
+    assert s.book() == []
+
+
+def test_reject_bad_qty(s):
+    for otype in (LIMIT, MARKET, IOC, FOK):
+        for qty in (0, -1, -100):
+            m = new(1, SELL, 100, qty, type=otype)
+            s.expect(m, [reject_of(m, Reason.BAD_QTY)])
+    assert s.book() == []
+
+
+def test_reject_bad_price(s):
+    for otype in (LIMIT, IOC, FOK):
+        for price in (NO_PRICE, 0, -5):
+            m = new(1, BUY, price, 5, type=otype)
+            s.expect(m, [reject_of(m, Reason.BAD_PRICE)])
+    assert s.book() == []
+
+
+def test_market_ignores_its_price(s):
+    rest(s, new(1, SELL, 100, 10, account=2))
+    for i, price in enumerate((NO_PRICE, 0, -5, 1)):
+        m = new(10 + i, BUY, price, 1, type=MARKET)
+        s.expect(
+            m,
+            [
+                ack(10 + i, BUY, NO_PRICE, 1),
+                fill(
+                    10 + i, BUY, 100, 1, maker_id=1, maker_account=2, leaves=0, maker_leaves=9 - i
+                ),
+            ],
+        )
+    assert s.book() == [(0, SELL, 1, 2, 100, 6)]
+
+
+def test_reject_duplicate_order_id(s):
+    rest(s, new(1, BUY, 100, 5))
+    for m in (
+        new(1, BUY, 99, 1),
+        new(1, SELL, 200, 1),
+        new(1, SELL, 0, 1, type=MARKET),
+        new(1, SELL, 100, 1, type=FOK),
+    ):
+        s.expect(m, [reject_of(m, Reason.DUPLICATE_ORDER_ID)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
+
+
+def test_new_validation_order(s):
+    rest(s, new(1, BUY, 100, 5))
+    cases = [
+        (new(1, 0, -1, 0, type=0), Reason.BAD_SIDE),
+        (new(1, BUY, -1, 0, type=0), Reason.BAD_TYPE),
+        (new(1, BUY, -1, 0, type=LIMIT), Reason.BAD_QTY),
+        (new(1, BUY, -1, 3, type=LIMIT), Reason.BAD_PRICE),
+        (new(1, BUY, 100, 3, type=LIMIT), Reason.DUPLICATE_ORDER_ID),
+    ]
+    for m, reason in cases:
+        s.expect(m, [reject_of(m, reason)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
+
+
+def test_duplicate_id_allowed_in_another_symbol(s):
+    rest(s, new(1, BUY, 100, 5, symbol=0), new(1, BUY, 100, 5, symbol=1))
+    assert s.book() == [(0, BUY, 1, 1, 100, 5), (1, BUY, 1, 1, 100, 5)]
+
+
+def test_id_reusable_after_filled(s):
+    rest(s, new(1, SELL, 100, 2, account=2))
+    s.expect(
+        new(2, BUY, 100, 2),
+        [
+            ack(2, BUY, 100, 2),
+            fill(2, BUY, 100, 2, maker_id=1, maker_account=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    rest(s, new(1, BUY, 90, 3), new(2, BUY, 91, 4))
+    assert s.book() == [(0, BUY, 2, 1, 91, 4), (0, BUY, 1, 1, 90, 3)]
+
+
+def test_id_reusable_after_cancelled(s):
+    rest(s, new(1, SELL, 100, 2))
+    s.expect(cancel(1), [canceled(1, SELL, 100, 2)])
+    rest(s, new(1, SELL, 101, 7))
+    assert s.book() == [(0, SELL, 1, 1, 101, 7)]
+
+
+def test_id_of_expired_order_is_free(s):
+    s.expect(new(1, BUY, 100, 2, type=IOC), [ack(1, BUY, 100, 2), expired(1, BUY, 100, 2)])
+    rest(s, new(1, BUY, 100, 2))
+
+
+def test_cancel_unknown_order(s):
+    rest(s, new(1, BUY, 100, 5, symbol=0))
+    for m in (cancel(2), cancel(1, symbol=1)):
+        s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
+    s.expect(cancel(1), [canceled(1, BUY, 100, 5)])
+    m = cancel(1)
+    s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
+
+
+def test_modify_bad_qty(s):
+    rest(s, new(1, BUY, 100, 5))
+    for m in (modify(1, 100, -1), modify(9, -7, -1)):  # before the id and price checks
+        s.expect(m, [reject_of(m, Reason.BAD_QTY)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
+
+
+def test_modify_unknown_order(s):
+    rest(s, new(1, BUY, 100, 5, symbol=0))
+    for m in (modify(2, 100, 3), modify(1, 100, 3, symbol=1), modify(2, -3, 3), modify(2, 100, 0)):
+        s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
+
+
+def test_modify_bad_price(s):
+    rest(s, new(1, BUY, 100, 5))
+    for price in (0, -1):
+        m = modify(1, price, 3)
+        s.expect(m, [reject_of(m, Reason.BAD_PRICE)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
+
+
+def test_modify_qty_zero_cancels_whatever_price(s):
+    for i, price in enumerate((NO_PRICE, -3, 0, 100, 250)):
+        rest(s, new(i, SELL, 100, 5, account=4))
+        s.expect(modify(i, price, 0, account=9, side=BUY), [canceled(i, SELL, 100, 5, account=4)])
+    assert s.book() == []
+
+
+# -- LIMIT --------------------------------------------------------------------
+
+
+def test_limit_rests_when_nothing_to_match(s):
+    rest(s, new(1, BUY, 100, 5), new(2, SELL, 101, 5))
+    assert s.book() == [(0, BUY, 1, 1, 100, 5), (0, SELL, 2, 1, 101, 5)]
+    assert s.engine.n_resting == 2
+
+
+def test_limit_fills_at_resting_price(s):
+    rest(s, new(1, SELL, 100, 5, account=2), new(2, BUY, 90, 5, account=2))
+    s.expect(
+        new(3, BUY, 105, 3, account=7),
+        [
+            ack(3, BUY, 105, 3, account=7),
+            fill(3, BUY, 100, 3, maker_id=1, account=7, maker_account=2, leaves=0, maker_leaves=2),
+        ],
+    )
+    s.expect(
+        new(4, SELL, 80, 5, account=7),
+        [
+            ack(4, SELL, 80, 5, account=7),
+            fill(4, SELL, 90, 5, maker_id=2, account=7, maker_account=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    assert s.book() == [(0, SELL, 1, 2, 100, 2)]
+
+
+def test_limit_matches_best_price_first_and_respects_limit(s):
+    rest(s, new(1, SELL, 102, 2), new(2, SELL, 100, 2), new(3, SELL, 101, 2))
+    s.expect(
+        new(4, BUY, 101, 5),
+        [
+            ack(4, BUY, 101, 5),
+            fill(4, BUY, 100, 2, maker_id=2, leaves=3, maker_leaves=0),
+            fill(4, BUY, 101, 2, maker_id=3, leaves=1, maker_leaves=0),
+        ],
+    )
+    assert s.book() == [(0, BUY, 4, 1, 101, 1), (0, SELL, 1, 1, 102, 2)]
+
+
+def test_sell_limit_matches_highest_bid_first(s):
+    rest(s, new(1, BUY, 98, 2), new(2, BUY, 99, 2), new(3, BUY, 97, 2))
+    s.expect(
+        new(4, SELL, 98, 5),
+        [
+            ack(4, SELL, 98, 5),
+            fill(4, SELL, 99, 2, maker_id=2, leaves=3, maker_leaves=0),
+            fill(4, SELL, 98, 2, maker_id=1, leaves=1, maker_leaves=0),
+        ],
+    )
+    assert s.book() == [(0, BUY, 3, 1, 97, 2), (0, SELL, 4, 1, 98, 1)]
+
+
+def test_fifo_within_price_level(s):
+    rest(
+        s,
+        new(1, SELL, 100, 2, account=1),
+        new(2, SELL, 100, 3, account=2),
+        new(3, SELL, 100, 4, account=3),
+    )
+    s.expect(
+        new(4, BUY, 100, 6, account=4),
+        [
+            ack(4, BUY, 100, 6, account=4),
+            fill(4, BUY, 100, 2, maker_id=1, account=4, maker_account=1, leaves=4, maker_leaves=0),
+            fill(4, BUY, 100, 3, maker_id=2, account=4, maker_account=2, leaves=1, maker_leaves=0),
+            fill(4, BUY, 100, 1, maker_id=3, account=4, maker_account=3, leaves=0, maker_leaves=3),
+        ],
+    )
+    assert s.book() == [(0, SELL, 3, 3, 100, 3)]
+
+
+def test_limit_remainder_keeps_its_arrival_time(s):
+    # A partially filled LIMIT rests from its own arrival: ahead of later orders.
+    rest(s, new(1, SELL, 100, 2))
+    s.expect(
+        new(2, BUY, 100, 5),
+        [ack(2, BUY, 100, 5), fill(2, BUY, 100, 2, maker_id=1, leaves=3, maker_leaves=0)],
+    )
+    rest(s, new(3, BUY, 100, 1))
+    s.expect(
+        new(4, SELL, 100, 4),
+        [
+            ack(4, SELL, 100, 4),
+            fill(4, SELL, 100, 3, maker_id=2, leaves=1, maker_leaves=0),
+            fill(4, SELL, 100, 1, maker_id=3, leaves=0, maker_leaves=0),
+        ],
+    )
+    assert s.book() == []
+
+
+# -- MARKET / IOC / FOK ---------------------------------------------------------
+
+
+def test_market_matches_any_price(s):
+    rest(s, new(1, SELL, 100, 1), new(2, SELL, 5000, 1), new(3, SELL, 200, 1))
+    s.expect(
+        new(4, BUY, NO_PRICE, 3, type=MARKET),
+        [
+            ack(4, BUY, NO_PRICE, 3),
+            fill(4, BUY, 100, 1, maker_id=1, leaves=2, maker_leaves=0),
+            fill(4, BUY, 200, 1, maker_id=3, leaves=1, maker_leaves=0),
+            fill(4, BUY, 5000, 1, maker_id=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    assert s.book() == []
+
+
+def test_market_remainder_expires(s):
+    rest(s, new(1, BUY, 100, 2))
+    s.expect(
+        new(2, SELL, NO_PRICE, 5, type=MARKET),
+        [
+            ack(2, SELL, NO_PRICE, 5),
+            fill(2, SELL, 100, 2, maker_id=1, leaves=3, maker_leaves=0),
+            expired(2, SELL, NO_PRICE, 3),
+        ],
+    )
+    s.expect(
+        new(3, SELL, NO_PRICE, 4, type=MARKET),
+        [ack(3, SELL, NO_PRICE, 4), expired(3, SELL, NO_PRICE, 4)],
+    )
+    assert s.book() == []
+
+
+def test_ioc_matches_like_limit_and_remainder_expires(s):
+    rest(s, new(1, SELL, 100, 2), new(2, SELL, 102, 5))
+    s.expect(
+        new(3, BUY, 101, 5, type=IOC),
+        [
+            ack(3, BUY, 101, 5),
+            fill(3, BUY, 100, 2, maker_id=1, leaves=3, maker_leaves=0),
+            expired(3, BUY, 101, 3),
+        ],
+    )
+    s.expect(
+        new(4, BUY, 102, 1, type=IOC),
+        [ack(4, BUY, 102, 1), fill(4, BUY, 102, 1, maker_id=2, leaves=0, maker_leaves=4)],
+    )
+    assert s.book() == [(0, SELL, 2, 1, 102, 4)]
+
+
+def test_fok_all_or_nothing(s):
+    rest(s, new(1, SELL, 100, 2), new(2, SELL, 101, 2))
+    s.expect(new(3, BUY, 101, 5, type=FOK), [ack(3, BUY, 101, 5), expired(3, BUY, 101, 5)])
+    assert s.book() == [(0, SELL, 1, 1, 100, 2), (0, SELL, 2, 1, 101, 2)]
+    s.expect(
+        new(4, BUY, 101, 3, type=FOK),
+        [
+            ack(4, BUY, 101, 3),
+            fill(4, BUY, 100, 2, maker_id=1, leaves=1, maker_leaves=0),
+            fill(4, BUY, 101, 1, maker_id=2, leaves=0, maker_leaves=1),
+        ],
+    )
+    s.expect(
+        new(5, BUY, 101, 1, type=FOK),
+        [ack(5, BUY, 101, 1), fill(5, BUY, 101, 1, maker_id=2, leaves=0, maker_leaves=0)],
+    )
+    assert s.book() == []
+
+
+def test_fok_ignores_liquidity_beyond_its_limit(s):
+    rest(s, new(1, BUY, 100, 2), new(2, BUY, 98, 10))
+    s.expect(new(3, SELL, 99, 3, type=FOK), [ack(3, SELL, 99, 3), expired(3, SELL, 99, 3)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 2), (0, BUY, 2, 1, 98, 10)]
+
+
+def test_fok_stp_counts_only_reachable_liquidity(stp):
+    rest(
+        stp,
+        new(1, SELL, 100, 2, account=2),
+        new(2, SELL, 100, 5, account=1),
+        new(3, SELL, 101, 5, account=3),
+    )
+    stp.expect(
+        new(4, BUY, 101, 3, type=FOK, account=1),
+        [ack(4, BUY, 101, 3, account=1), expired(4, BUY, 101, 3, account=1)],
+    )
+    stp.expect(
+        new(5, BUY, 101, 2, type=FOK, account=1),
+        [
+            ack(5, BUY, 101, 2, account=1),
+            fill(5, BUY, 100, 2, maker_id=1, account=1, maker_account=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    assert stp.book() == [(0, SELL, 2, 1, 100, 5), (0, SELL, 3, 3, 101, 5)]
+
+
+def test_fok_stp_none_counts_own_orders(s):
+    rest(s, new(1, SELL, 100, 2, account=2), new(2, SELL, 100, 5, account=1))
+    s.expect(
+        new(3, BUY, 100, 3, type=FOK, account=1),
+        [
+            ack(3, BUY, 100, 3, account=1),
+            fill(3, BUY, 100, 2, maker_id=1, account=1, maker_account=2, leaves=1, maker_leaves=0),
+            fill(3, BUY, 100, 1, maker_id=2, account=1, maker_account=1, leaves=0, maker_leaves=4),
+        ],
+    )
+    assert s.book() == [(0, SELL, 2, 1, 100, 4)]
+
+
+# -- CANCEL -------------------------------------------------------------------------
+
+
+def test_cancel_removes_resting(s):
+    rest(
+        s,
+        new(1, BUY, 100, 5, account=3),
+        new(2, BUY, 100, 4, account=4),
+        new(3, BUY, 100, 3, account=5),
+    )
+    # The message's account/side/type are ignored: the resting order's are reported.
+    s.expect(cancel(2, account=9, side=SELL), [canceled(2, BUY, 100, 4, account=4)])
+    assert s.book() == [(0, BUY, 1, 3, 100, 5), (0, BUY, 3, 5, 100, 3)]
+
+
+def test_cancel_ignores_price_qty_and_type(s):
+    rest(s, new(1, SELL, 100, 5, account=3))
+    m = message(Action.CANCEL, 1, side=7, price=-4, qty=-9, type=99, account=-1)
+    s.expect(m, [canceled(1, SELL, 100, 5, account=3)])
+    assert s.book() == []
+
+
+def test_cancel_reports_remaining_qty(s):
+    rest(s, new(1, SELL, 100, 5, account=3))
+    s.expect(
+        new(2, BUY, 100, 2),
+        [
+            ack(2, BUY, 100, 2),
+            fill(2, BUY, 100, 2, maker_id=1, maker_account=3, leaves=0, maker_leaves=3),
+        ],
+    )
+    s.expect(cancel(1), [canceled(1, SELL, 100, 3, account=3)])
+    assert s.book() == []
+
+
+# -- MODIFY ---------------------------------------------------------------------------
+
+
+def two_bids(session):
+    rest(session, new(1, BUY, 100, 5, account=1), new(2, BUY, 100, 5, account=2))
+
+
+def test_modify_same_price_lower_qty_keeps_priority(s):
+    two_bids(s)
+    s.expect(modify(1, 100, 3), [modified(1, BUY, 100, 3)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 3), (0, BUY, 2, 2, 100, 5)]
+    s.expect(
+        new(3, SELL, 100, 4, account=3),
+        [
+            ack(3, SELL, 100, 4, account=3),
+            fill(3, SELL, 100, 3, maker_id=1, account=3, leaves=1, maker_leaves=0),
+            fill(3, SELL, 100, 1, maker_id=2, account=3, maker_account=2, leaves=0, maker_leaves=4),
+        ],
+    )
+
+
+def test_modify_same_price_same_qty_keeps_priority(s):
+    two_bids(s)
+    s.expect(modify(1, 100, 5), [modified(1, BUY, 100, 5)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 5), (0, BUY, 2, 2, 100, 5)]
+
+
+def test_modify_empty_price_keeps_price(s):
+    two_bids(s)
+    s.expect(modify(1, NO_PRICE, 2), [modified(1, BUY, 100, 2)])
+    assert s.book() == [(0, BUY, 1, 1, 100, 2), (0, BUY, 2, 2, 100, 5)]
+    s.expect(modify(1, NO_PRICE, 6), [modified(1, BUY, 100, 6)])  # increase: to the back
+    assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 6)]
+
+
+def test_modify_qty_increase_loses_priority(s):
+    two_bids(s)
+    s.expect(modify(1, 100, 8), [modified(1, BUY, 100, 8)])
+    assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 8)]
+
+
+def test_modify_qty_compared_with_remaining_after_partial_fill(s):
+    two_bids(s)
+    s.expect(
+        new(3, SELL, 100, 4, account=3),
+        [
+            ack(3, SELL, 100, 4, account=3),
+            fill(3, SELL, 100, 4, maker_id=1, account=3, leaves=0, maker_leaves=1),
+        ],
+    )
+    s.expect(modify(1, 100, 1), [modified(1, BUY, 100, 1)])  # 1 <= remaining 1: stays first
+    assert s.book() == [(0, BUY, 1, 1, 100, 1), (0, BUY, 2, 2, 100, 5)]
+    s.expect(modify(1, 100, 4), [modified(1, BUY, 100, 4)])  # 4 > remaining 1 (not > original 5)
+    assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 4)]
+
+
+def test_modify_price_change_loses_priority(s):
+    two_bids(s)
+    rest(s, new(3, BUY, 99, 5, account=3))
+    s.expect(modify(1, 99, 2), [modified(1, BUY, 99, 2)])  # lower qty, new price: back of 99
+    s.expect(modify(2, 101, 5), [modified(2, BUY, 101, 5, account=2)])
+    s.expect(modify(2, 100, 5), [modified(2, BUY, 100, 5, account=2)])
+    assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 3, 3, 99, 5), (0, BUY, 1, 1, 99, 2)]
+
+
+def test_modify_price_change_loses_priority_and_may_trade(s):
+    rest(
+        s,
+        new(1, BUY, 99, 5, account=1),
+        new(2, SELL, 101, 2, account=2),
+        new(3, SELL, 103, 2, account=3),
+    )
+    s.expect(
+        modify(1, 102, 5),
+        [
+            modified(1, BUY, 102, 5),
+            fill(1, BUY, 101, 2, maker_id=2, maker_account=2, leaves=3, maker_leaves=0),
+        ],
+    )
+    assert s.book() == [(0, BUY, 1, 1, 102, 3), (0, SELL, 3, 3, 103, 2)]
+    s.expect(
+        modify(1, 104, 2),
+        [
+            modified(1, BUY, 104, 2),
+            fill(1, BUY, 103, 2, maker_id=3, maker_account=3, leaves=0, maker_leaves=0),
+        ],
+    )
+    assert s.book() == []  # fully filled on re-entry: nothing rests
+    rest(s, new(1, SELL, 110, 1))  # and its id is free again
+
+
+def test_modify_uses_resting_orders_account_and_side(s):
+    rest(s, new(1, SELL, 105, 5, account=7), new(2, BUY, 100, 1, account=8))
+    s.expect(
+        dict(modify(1, 100, 5, account=1, side=BUY), type=99),
+        [
+            modified(1, SELL, 100, 5, account=7),
+            fill(1, SELL, 100, 1, maker_id=2, account=7, maker_account=8, leaves=4, maker_leaves=0),
+        ],
+    )
+    assert s.book() == [(0, SELL, 1, 7, 100, 4)]
+
+
+# -- self-trade prevention ----------------------------------------------------------
+
+
+def test_stp_cancel_newest_stops_incoming_keeps_resting(stp):
+    rest(stp, new(1, SELL, 100, 5, account=1))
+    stp.expect(
+        new(2, BUY, 100, 3, account=1), [ack(2, BUY, 100, 3), canceled(2, BUY, 100, 3, reason=ST)]
+    )
+    assert stp.book() == [(0, SELL, 1, 1, 100, 5)]
+
+
+def test_stp_fills_before_stop_stand(stp):
+    rest(
+        stp,
+        new(1, SELL, 100, 2, account=2),
+        new(2, SELL, 100, 5, account=1),
+        new(3, SELL, 100, 5, account=3),
+    )
+    stp.expect(
+        new(4, BUY, 101, 10, account=1),
+        [
+            ack(4, BUY, 101, 10),
+            fill(4, BUY, 100, 2, maker_id=1, maker_account=2, leaves=8, maker_leaves=0),
+            canceled(4, BUY, 101, 8, reason=ST),
+        ],
+    )
+    assert stp.book() == [(0, SELL, 2, 1, 100, 5), (0, SELL, 3, 3, 100, 5)]
+
+
+def test_stp_applies_to_market_and_ioc(stp):
+    rest(stp, new(1, BUY, 100, 1, account=2), new(2, BUY, 99, 5, account=1))
+    stp.expect(
+        new(3, SELL, NO_PRICE, 4, type=MARKET, account=1),
+        [
+            ack(3, SELL, NO_PRICE, 4),
+            fill(3, SELL, 100, 1, maker_id=1, maker_account=2, leaves=3, maker_leaves=0),
+            canceled(3, SELL, NO_PRICE, 3, reason=ST),
+        ],
+    )
+    stp.expect(
+        new(4, SELL, 98, 4, type=IOC, account=1),
+        [ack(4, SELL, 98, 4), canceled(4, SELL, 98, 4, reason=ST)],
+    )
+    assert stp.book() == [(0, BUY, 2, 1, 99, 5)]
+
+
+def test_stp_applies_to_modify_reentry(stp):
+    rest(
+        stp,
+        new(1, BUY, 99, 5, account=1),
+        new(2, SELL, 101, 1, account=2),
+        new(3, SELL, 101, 5, account=1),
+    )
+    stp.expect(
+        modify(1, 101, 5),
+        [
+            modified(1, BUY, 101, 5),
+            fill(1, BUY, 101, 1, maker_id=2, maker_account=2, leaves=4, maker_leaves=0),
+            canceled(1, BUY, 101, 4, reason=ST),
+        ],
+    )
+    assert stp.book() == [(0, SELL, 3, 1, 101, 5)]
+
+
+def test_stp_only_stops_at_reachable_own_orders(stp):
+    rest(
+        stp,
+        new(1, SELL, 100, 3, account=2),
+        new(2, SELL, 100, 3, account=1),
+        new(3, SELL, 102, 3, account=1),
+    )
+    # Filled before reaching its own order at 100: no stop.
+    stp.expect(
+        new(4, BUY, 100, 3, account=1),
+        [
+            ack(4, BUY, 100, 3),
+            fill(4, BUY, 100, 3, maker_id=1, maker_account=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    # Its own order at 102 is beyond its limit: no stop, it rests.
+    rest(stp, new(5, SELL, 99, 1, account=2))
+    assert stp.book() == [(0, SELL, 5, 2, 99, 1), (0, SELL, 2, 1, 100, 3), (0, SELL, 3, 1, 102, 3)]
+    stp.expect(
+        new(6, BUY, 99, 4, account=1),
+        [
+            ack(6, BUY, 99, 4),
+            fill(6, BUY, 99, 1, maker_id=5, maker_account=2, leaves=3, maker_leaves=0),
+        ],
+    )
+    assert stp.book()[0] == (0, BUY, 6, 1, 99, 3)
+
+
+def test_stp_none_allows_self_trade(s):
+    rest(s, new(1, SELL, 100, 5, account=1))
+    s.expect(
+        new(2, BUY, 100, 3, account=1),
+        [ack(2, BUY, 100, 3), fill(2, BUY, 100, 3, maker_id=1, leaves=0, maker_leaves=2)],
+    )
+    assert s.book() == [(0, SELL, 1, 1, 100, 2)]
+
+
+# -- batches, symbols, listing ----------------------------------------------------------
+
+
+def test_symbols_are_independent(s):
+    rest(
+        s,
+        new(1, BUY, 100, 5, symbol=1),
+        new(1, SELL, 100, 5, symbol=0),
+        new(2, BUY, 101, 1, symbol=1),
+    )
+    assert s.book() == [(0, SELL, 1, 1, 100, 5), (1, BUY, 2, 1, 101, 1), (1, BUY, 1, 1, 100, 5)]
+
+
+def test_empty_batch(engine_factory):  # noqa: F811
+    reports = engine_factory().process(to_batch([]))
+    assert reports.dtype == REPORT_DTYPE and len(reports) == 0
+
+
+def test_batch_reports_in_causal_order(engine_factory):  # noqa: F811
+    engine = engine_factory(n_symbols=2)
+    msgs = [
+        new(1, SELL, 100, 2, symbol=1),
+        new(2, BUY, 100, 5, account=2, symbol=1),
+        cancel(2, symbol=1),
+    ]
+    batch = to_batch(msgs, first_seq=40)
+    batch["seq"] = [40, 7, 99]  # seq is echoed, not assumed increasing
+    want = np.concatenate(
+        [
+            expected_reports([ack(1, SELL, 100, 2)], seq=40, symbol=1),
+            expected_reports(
+                [
+                    ack(2, BUY, 100, 5, account=2),
+                    fill(2, BUY, 100, 2, maker_id=1, account=2, leaves=3, maker_leaves=0),
+                ],
+                seq=7,
+                symbol=1,
+            ),
+            expected_reports([canceled(2, BUY, 100, 3, account=2)], seq=99, symbol=1),
+        ]
+    )
+    assert_same_reports(engine.process(batch), want)
+    assert engine.n_resting == 0
+
+
+def test_resting_orders_listing_order(s):
+    rest(
+        s,
+        new(1, SELL, 105, 1, symbol=1),
+        new(2, BUY, 99, 1, symbol=1),
+        new(3, SELL, 104, 1, symbol=1),
+        new(4, BUY, 100, 1, symbol=1),
+        new(5, BUY, 99, 2, symbol=1),
+        new(6, SELL, 104, 2, symbol=1),
+        new(7, SELL, 110, 1, symbol=0),
+    )
+    assert s.book() == [
+        (0, SELL, 7, 1, 110, 1),
+        (1, BUY, 4, 1, 100, 1),
+        (1, BUY, 2, 1, 99, 1),
+        (1, BUY, 5, 1, 99, 2),
+        (1, SELL, 3, 1, 104, 1),
+        (1, SELL, 6, 1, 104, 2),
+        (1, SELL, 1, 1, 105, 1),
+    ]
+    rows = s.engine.resting_orders()
+    assert rows.dtype.names == BOOK_FIELDS
+    assert [rows.dtype[f] for f in BOOK_FIELDS] == [
+        np.dtype(t) for t in ("i4", "i1", "i8", "i8", "i8", "i8")
+    ]
