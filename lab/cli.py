@@ -1,0 +1,217 @@
+"""The ``lab`` command line."""
+
+import sys
+from pathlib import Path
+
+import typer
+
+from lab.cli_k8s import k8s_app
+from lab.errors import LabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="HFT scaling lab.",
+)
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Benchmarks that print their figures.",
+)
+app.add_typer(bench_app, name="bench")
+results_app = typer.Typer(
+    no_args_is_help=True, pretty_exceptions_enable=False, help="Stored run results."
+)
+app.add_typer(results_app, name="results")
+app.add_typer(k8s_app, name="k8s")
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+    layout: str = typer.Option("single-host", "--layout", help="Named layout in the config."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value."),
+    json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Run one experiment and print its summary; exit 99 if a threshold is missed."""
+    from lab.console import LiveProgress, print_summary
+    from lab.errors import ThresholdError
+    from lab.experiment import Experiment
+
+    experiment = Experiment.from_yaml(config, layout=layout, overrides=set_)
+    duration = experiment.config.experiment.duration_s
+    with LiveProgress(duration, enabled=not json_out and sys.stderr.isatty()) as live:
+        result = experiment.run(on_progress=live.update)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result.to_dict()))
+    else:
+        print_summary(result)
+    if result.thresholds_missed:
+        raise ThresholdError("thresholds missed: " + "; ".join(result.thresholds_missed))
+
+
+@app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+    vary: list[str] = typer.Option(..., "--vary", help="KEY=V1,V2,... (repeatable)."),
+    repeat: int = typer.Option(1, "--repeat", help="Runs per point."),
+    layout: str = typer.Option("single-host", "--layout", help="Named layout in the config."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value."),
+    json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Run a scaling sweep, fit the USL and name the stage that saturates first."""
+    from lab.console import print_sweep
+    from lab.sweep import parse_vary
+    from lab.sweep import sweep as run_sweep
+
+    def progress(values, result):
+        if not json_out:
+            typer.echo(
+                f"  {values}: {result.orders_per_s:,.0f} orders/s, "
+                f"p99 {result.latency_ms['p99']:.3f} ms",
+                err=True,
+            )
+
+    summary = run_sweep(
+        str(config), parse_vary(vary), repeat=repeat, layout=layout, overrides=set_, on_run=progress
+    )
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary))
+    else:
+        print_sweep(summary)
+
+
+@app.command()
+def report(
+    run_or_sweep_id: str = typer.Argument(..., help="A run or sweep id (or unique prefix)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Directory for the PNGs and index.html."),
+    url: str = typer.Option("sqlite:///results/lab.sqlite", "--url", help="Results store."),
+) -> None:
+    """Write PNG plots and one self-contained HTML page for a run or a sweep."""
+    from lab.report import write_report
+    from lab.results import ResultStore
+
+    with ResultStore.open(url) as store:
+        data = store.find(run_or_sweep_id)
+    typer.echo(str(write_report(data, out)))
+
+
+@bench_app.command("transport")
+def bench_transport(
+    config: Path = typer.Argument(Path("configs/bench-single-host.yaml"), help="Experiment."),
+    layout: str = typer.Option("single-host", "--layout"),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The topology with no-op engines and backends, then with real ones, in one session."""
+    from lab.bench_transport import run_transport_bench
+
+    result = run_transport_bench(str(config), layout, set_)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            typer.echo(
+                f"{key:>26}: {value:,}"
+                if isinstance(value, (int, float))
+                else f"{key:>26}: {value}"
+            )
+
+
+@results_app.command("list")
+def results_list(
+    url: str = typer.Option("sqlite:///results/lab.sqlite", "--url", help="Results store."),
+    limit: int = typer.Option(50, "--limit"),
+) -> None:
+    """Recent runs, newest first."""
+    from lab.console import print_runs
+    from lab.results import ResultStore
+
+    with ResultStore.open(url) as store:
+        print_runs(store.list_runs(limit=limit))
+
+
+@results_app.command("show")
+def results_show(
+    run_id: str = typer.Argument(..., help="A run id or a unique prefix of one."),
+    url: str = typer.Option("sqlite:///results/lab.sqlite", "--url", help="Results store."),
+    json_out: bool = typer.Option(False, "--json", help="Print the stored JSON."),
+) -> None:
+    """One stored run."""
+    import json
+
+    from lab.console import print_summary
+    from lab.result import Result
+    from lab.results import ResultStore
+
+    with ResultStore.open(url) as store:
+        data = store.get_run(run_id)
+    if json_out:
+        typer.echo(json.dumps(data))
+    else:
+        print_summary(Result.from_dict(data))
+
+
+@app.command()
+def replay(
+    orders: Path = typer.Argument(..., help="ORDERS.csv to replay."),
+    trades: Path = typer.Option(..., "--trades", help="Where to write TRADES.csv."),
+    book: Path = typer.Option(..., "--book", help="Where to write BOOK.csv."),
+    rejects: Path = typer.Option(..., "--rejects", help="Where to write REJECTS.csv."),
+    stp: str = typer.Option("none", "--stp", help="Self-trade prevention: none|cancel-newest."),
+) -> None:
+    """Replay an order CSV through the engine and write trades, final book and rejects."""
+    from lab.replay import replay_csv
+
+    summary = replay_csv(orders, trades_path=trades, book_path=book, rejects_path=rejects, stp=stp)
+    typer.echo(summary.describe(), err=True)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    messages: int = typer.Option(5_000_000, "--messages", help="Messages in the standard mix."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Single-core engine throughput on the standard mix."""
+    from lab.bench_engine import run_engine_bench
+
+    result = run_engine_bench(messages=messages, seed=seed)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            typer.echo(f"{key:>26}: {value:,}" if isinstance(value, int) else f"{key:>26}: {value}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning ``LabError`` into a message and an exit code."""
+    try:
+        # Without standalone mode click returns a typer.Exit's code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except LabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
