@@ -1,0 +1,683 @@
+"""The experiment config: one typed model, read from YAML in exactly one place.
+
+An experiment is described by one YAML file whose top-level sections map onto
+the sub-configs below, each with defaults, so an empty file is a valid
+experiment. Values are layered, lowest precedence first:
+
+1. the defaults of the models below;
+2. the files named in the file's ``include`` list (deep-merged, in order,
+   *under* the file itself; paths are relative to the including file);
+3. the YAML file;
+4. environment variables ``LAB_<SECTION>__<KEY>`` (``__`` separates nesting
+   levels, e.g. ``LAB_TOPOLOGY__BACKENDS=8``; values are YAML scalars);
+5. ``--set dotted.key=value`` overrides (values are YAML scalars).
+
+Every problem raises :class:`lab.errors.ConfigError` with one line per problem
+naming the file, the dotted key and what is wrong, for example
+``configs/x.yaml: topology.backends: expected an integer, got 'eight'``; a
+value that came from the environment, a ``--set`` or an included file says so
+in a trailing ``(from ...)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import re
+import types
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from lab.errors import ConfigError
+
+__all__ = [
+    "ActorKind",
+    "ExperimentSettings",
+    "OrderFlowConfig",
+    "MixConfig",
+    "WorkloadConfig",
+    "TopologyConfig",
+    "RiskConfig",
+    "ActorResources",
+    "ResourcesConfig",
+    "ResultsConfig",
+    "ThresholdsConfig",
+    "KubeRayConfig",
+    "Layout",
+    "ExperimentConfig",
+    "load_config",
+    "ENV_PREFIX",
+]
+
+#: Environment variables starting with this prefix and containing ``__`` override the file.
+ENV_PREFIX = "LAB_"
+
+# Strict-ish scalar types: YAML already produced real ints, floats and bools, so
+# "8" for an integer or `true` for a number is a mistake, not something to coerce.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), AllowInfNan(False)]  # accepts ints, never bools or strings
+Bool = StrictBool
+Str = StrictStr
+
+ActorKind = Literal["engine", "backend", "generator", "collector"]
+
+
+class _Section(BaseModel):
+    """Base of every config model: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_section_is_defaults(cls, data: Any) -> Any:
+        # `topology:` with everything below commented out is YAML null.
+        return {} if data is None else data
+
+
+class ExperimentSettings(_Section):
+    """The ``experiment`` section: what the run is called and how long it lasts."""
+
+    name: Str = Field("experiment", min_length=1)
+    duration_s: Float = Field(10.0, gt=0)  #: total run time, warm-up included
+    warmup_s: Float = Field(2.0, ge=0)  #: leading seconds left out of the measurements
+    seed: Int = 1
+
+    @field_validator("warmup_s")
+    @classmethod
+    def _warmup_inside_duration(cls, value: float, info: ValidationInfo) -> float:
+        duration = info.data.get("duration_s")
+        if duration is not None and value >= duration:
+            raise ValueError(f"must be less than duration_s ({duration:g}), got {value:g}")
+        return value
+
+    @property
+    def measured_s(self) -> float:
+        """Seconds of the run that are measured (``duration_s - warmup_s``)."""
+        return self.duration_s - self.warmup_s
+
+
+class OrderFlowConfig(_Section):
+    """Prices and sizes of generated orders: a geometric band around a mid price."""
+
+    mid_price: Int = Field(10_000, ge=1)  #: in ticks
+    #: half-width of the price band in ticks (``tick_spread`` is accepted as a synonym)
+    price_levels: Int = Field(
+        50, ge=1, validation_alias=AliasChoices("price_levels", "tick_spread")
+    )
+    price_decay: Float = Field(0.9, gt=0, lt=1)  #: geometric fall-off of order density per tick
+    max_qty: Int = Field(100, ge=1)
+
+    @field_validator("price_levels")
+    @classmethod
+    def _prices_stay_positive(cls, value: int, info: ValidationInfo) -> int:
+        mid = info.data.get("mid_price")
+        if mid is not None and value >= mid:
+            raise ValueError(f"must be less than mid_price ({mid}) so prices stay positive")
+        return value
+
+
+class MixConfig(_Section):
+    """Fractions of each message kind in the generated flow; they sum to 1."""
+
+    limit: Float = Field(0.6, ge=0, le=1)
+    market: Float = Field(0.05, ge=0, le=1)
+    ioc: Float = Field(0.05, ge=0, le=1)
+    cancel: Float = Field(0.2, ge=0, le=1)
+    modify: Float = Field(0.1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> MixConfig:
+        fractions = self.model_dump()
+        total = sum(fractions.values())
+        if abs(total - 1.0) > 1e-6:
+            terms = " + ".join(f"{key} {value:g}" for key, value in fractions.items())
+            raise ValueError(f"fractions must sum to 1, got {total:g} ({terms})")
+        return self
+
+
+def _check_rate(value: Any) -> Any:
+    if value == "max":
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value) and value > 0:
+            return float(value)
+    raise ValueError(f"expected a positive number of orders/s or 'max', got {_show(value)}")
+
+
+class WorkloadConfig(_Section):
+    """The ``workload`` section: the simulated market and its order flow."""
+
+    symbols: Int = Field(8, ge=1)
+    accounts: Int = Field(1000, ge=1)
+    rate: float | Literal["max"] = "max"  #: orders/s in total, or "max" (closed loop)
+    order_flow: OrderFlowConfig = Field(default_factory=OrderFlowConfig)
+    mix: MixConfig = Field(default_factory=MixConfig)
+    stp: Literal["none", "cancel-newest"] = "none"  #: self-trade prevention
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate_or_max(cls, value: Any) -> Any:
+        return _check_rate(value)
+
+    @property
+    def closed_loop(self) -> bool:
+        """True when generators send as fast as the system answers (``rate: max``)."""
+        return self.rate == "max"
+
+
+class TopologyConfig(_Section):
+    """The ``topology`` section: how many actors of each kind, and how they batch."""
+
+    engines: Int = Field(1, ge=1)
+    backends: Int = Field(1, ge=1)
+    generators: Int = Field(1, ge=1)
+    batch_size: Int = Field(4096, ge=1)
+    batch_wait_ms: Float = Field(5.0, ge=0)
+    max_in_flight: Int = Field(4, ge=1)  #: batches a generator keeps outstanding
+    noop: Bool = False  #: engines and backends do nothing (transport benchmark)
+    journal: Bool = False  #: engine shards record the batches they processed
+    journal_dir: Str = "results/journals"  #: where journals go, one folder per run
+
+
+class RiskConfig(_Section):
+    """The ``risk`` section: per-account limits checked by the backends."""
+
+    max_order_qty: Int = Field(1_000_000, ge=1)
+    max_open_orders: Int = Field(1_000_000, ge=1)
+    max_position: Int = Field(1_000_000_000, ge=1)
+    max_order_rate: Float = Field(1e9, gt=0)  #: orders/s per account
+
+
+class ActorResources(_Section):
+    """Ray resources requested by one actor."""
+
+    num_cpus: Float = Field(0.0, ge=0)
+    memory_mb: Int = Field(0, ge=0)  #: 0 leaves memory unset
+
+    def ray_options(self) -> dict[str, Any]:
+        """These resources as keyword arguments for ``ActorClass.options``."""
+        options: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.memory_mb:
+            options["memory"] = self.memory_mb * 1024 * 1024
+        return options
+
+
+_DEFAULT_CPUS: dict[str, float] = {
+    "engine": 0.5,
+    "backend": 0.25,
+    "generator": 0.25,
+    "collector": 0,
+}
+
+
+class ResourcesConfig(_Section):
+    """The ``resources`` section: per actor kind; an omitted ``num_cpus`` keeps its default."""
+
+    engine: ActorResources = Field(default_factory=lambda: ActorResources(num_cpus=0.5))
+    backend: ActorResources = Field(default_factory=lambda: ActorResources(num_cpus=0.25))
+    generator: ActorResources = Field(default_factory=lambda: ActorResources(num_cpus=0.25))
+    collector: ActorResources = Field(default_factory=lambda: ActorResources(num_cpus=0))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_kind_cpu_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for kind, cpus in _DEFAULT_CPUS.items():
+            given = data.get(kind)
+            if given is None and kind in data:
+                given = {}
+            if isinstance(given, dict) and "num_cpus" not in given:
+                data[kind] = {"num_cpus": cpus, **given}
+        return data
+
+    def for_kind(self, kind: ActorKind) -> ActorResources:
+        """The resources of one actor kind."""
+        return getattr(self, kind)
+
+
+class ResultsConfig(_Section):
+    """The ``results`` section: where runs are stored."""
+
+    #: ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://...``
+    url: Str = "sqlite:///results/lab.sqlite"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(
+                f"expected 'sqlite:///<path>' or 'postgresql://...', got {_show(value)}"
+            )
+        return value
+
+
+class ThresholdsConfig(_Section):
+    """The ``thresholds`` section: a run that misses one fails (exit 99)."""
+
+    p99_ms: Float | None = Field(None, gt=0)
+    min_orders_per_s: Float | None = Field(None, ge=0)
+    max_errors: Int | None = Field(None, ge=0)
+
+
+class KubeRayConfig(_Section):
+    """Settings of a ``kuberay`` layout: the RayCluster to create."""
+
+    namespace: Str = "hft-lab"
+    image: Str = "rayproject/ray:2.60.0-py311"
+    worker_replicas: Int = Field(1, ge=0)  #: workers at start (all of them without autoscaling)
+    min_replicas: Int = Field(1, ge=0)  #: autoscaling lower bound
+    max_replicas: Int = Field(4, ge=0)  #: autoscaling upper bound
+    autoscaling: Bool = False
+
+    @model_validator(mode="after")
+    def _replicas_in_range(self) -> KubeRayConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must not exceed "
+                f"max_replicas ({self.max_replicas})"
+            )
+        if self.autoscaling and not (
+            self.min_replicas <= self.worker_replicas <= self.max_replicas
+        ):
+            raise ValueError(
+                f"with autoscaling, worker_replicas ({self.worker_replicas}) must lie "
+                f"between min_replicas ({self.min_replicas}) and max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class Layout(_Section):
+    """Where the actors run: this host, emulated nodes, a Ray cluster or KubeRay."""
+
+    kind: Literal["local", "emulated", "cluster", "kuberay"] = "local"
+    nodes: Int = Field(1, ge=1)
+    cpus_per_node: Float = Field(2.0, gt=0)
+    memory_mb_per_node: Int = Field(4096, ge=1)
+    object_store_mb: Int = Field(256, ge=1)
+    placement: Literal["pack", "spread", "explicit"] = "pack"
+    #: with ``placement: explicit``: actor kind -> node indices, used round-robin
+    explicit: dict[ActorKind, list[Annotated[int, Strict(), Field(ge=0)]]] | None = None
+    address: Str | None = None  #: Ray address of a ``cluster`` layout, e.g. "auto"
+    netns: Bool = False  #: emulated nodes in their own network namespaces
+    link_mbit: Float | None = Field(None, gt=0)  #: emulated link bandwidth
+    kuberay: KubeRayConfig | None = None
+    #: dotted config keys this layout changes, e.g. ``{"topology.backends": 100}``
+    overrides: dict[Str, StrictBool | Int | Float | Str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kuberay_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "kuberay" and "kuberay" not in data:
+            return {**data, "kuberay": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Layout:
+        if self.placement == "explicit" and not self.explicit:
+            raise ValueError("placement 'explicit' needs an 'explicit' mapping of kind -> nodes")
+        if self.explicit and self.placement != "explicit":
+            raise ValueError(
+                f"'explicit' is only used with placement 'explicit', not {self.placement!r}"
+            )
+        for kind, indices in (self.explicit or {}).items():
+            if not indices:
+                raise ValueError(f"explicit.{kind}: expected at least one node index")
+            bad = [i for i in indices if i >= self.nodes]
+            if bad:
+                raise ValueError(
+                    f"explicit.{kind}: node index {bad[0]} is out of range for {self.nodes} nodes"
+                )
+        if self.kuberay is not None and self.kind != "kuberay":
+            raise ValueError(f"'kuberay' settings given for a {self.kind!r} layout")
+        return self
+
+
+class ExperimentConfig(_Section):
+    """The whole experiment: one sub-config per YAML section, each with defaults."""
+
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    topology: TopologyConfig = Field(default_factory=TopologyConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    #: named layouts; ``single-host`` (one local Ray node) is always there unless redefined
+    layouts: dict[Str, Layout] = Field(default_factory=dict, validate_default=True)
+
+    _source: str = PrivateAttr("<config>")
+
+    @field_validator("layouts")
+    @classmethod
+    def _single_host_always_there(cls, layouts: dict[str, Layout]) -> dict[str, Layout]:
+        return {"single-host": Layout(kind="local"), **layouts}
+
+    # Two configs with the same settings are equal wherever they were read from
+    # (pydantic would also compare the private ``_source``).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExperimentConfig):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # layouts is a dict
+
+    @property
+    def source(self) -> str:
+        """The file this config was read from (or ``<dict>``), as named in errors."""
+        return self._source
+
+    def layout(self, name: str) -> Layout:
+        """The layout called ``name``; ConfigError naming the available ones if there is none."""
+        try:
+            return self.layouts[name]
+        except KeyError:
+            available = ", ".join(sorted(self.layouts)) or "none"
+            raise ConfigError(
+                f"{self._source}: layouts: no layout {name!r} (available: {available})"
+            ) from None
+
+    def for_layout(self, name: str) -> ExperimentConfig:
+        """This config with the ``overrides`` of layout ``name`` applied."""
+        layout = self.layout(name)
+        items = [f"{key}={_yaml_scalar(value)}" for key, value in layout.overrides.items()]
+        return self.with_overrides(items, origin=f"layout {name}") if items else self
+
+    def with_overrides(self, overrides: Iterable[str], origin: str = "--set") -> ExperimentConfig:
+        """A new, validated config with ``dotted.key=value`` overrides applied (sweeps use this)."""
+        data = self.to_dict()
+        origins: dict[tuple, str] = {}
+        for item in overrides:
+            path, value = _parse_set(item, self._source, origin)
+            _merge(data, _nest(path, value), f"{origin} {item}", origins)
+        return _validate(data, self._source, origins)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-able data; ``from_dict`` reads it back."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> ExperimentConfig:
+        """Validate plain data (as from ``to_dict``); errors name ``source``."""
+        return _validate(data, source, {})
+
+
+def _yaml_scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+# ---------------------------------------------------------------------------
+# Loading: files and includes, environment, --set.
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    overrides: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> ExperimentConfig:
+    """Read ``path`` (with its includes), then ``LAB_*`` variables of ``env``, then overrides."""
+    label = str(path)
+    data: dict[str, Any] = {}
+    origins: dict[tuple, str] = {}
+    for source_label, source_data in _read_with_includes(Path(path), label, ()):
+        _merge(data, source_data, source_label, origins)
+    for name, value in sorted((os.environ if env is None else env).items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            keys = name[len(ENV_PREFIX) :].lower().split("__")
+            if not all(keys):
+                raise ConfigError(f"{label}: {name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+            _merge(data, _nest(tuple(keys), _scalar(value, f"{label}: {name}")), name, origins)
+    for item in overrides:
+        path_keys, value = _parse_set(item, label, "--set")
+        _merge(data, _nest(path_keys, value), f"--set {item}", origins)
+    return _validate(data, label, origins)
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate keys and reads ``1e6`` as a number."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:  # unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 wants a dot in floats; accept 1e6 and 2.5e-3 like everybody else.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _parse_yaml(text: str, label: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{label}: invalid YAML{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: invalid YAML: {exc}") from None
+
+
+def _read_with_includes(
+    path: Path, label: str, stack: tuple[tuple[Path, str], ...]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The (label, mapping) layers of one file: its includes first, then itself."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{label}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{label}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{label}: cannot read: {exc}") from None
+    data = _parse_yaml(text, label)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping of sections at the top, got {_show(data)}")
+    includes = data.pop("include", None)
+    if includes is None:
+        includes = []
+    elif isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{label}: include: expected a list of file paths, got {_show(includes)}")
+    stack = (*stack, (path.resolve(), label))
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for index, include in enumerate(includes):
+        target = path.parent / include
+        target_label = os.path.normpath(target)
+        if any(target.resolve() == seen for seen, _ in stack):
+            chain = " -> ".join([*(seen_label for _, seen_label in stack), target_label])
+            raise ConfigError(f"{label}: include[{index}]: include cycle: {chain}")
+        if not target.exists():
+            raise ConfigError(f"{label}: include[{index}]: no such file {target_label!r}")
+        layers.extend(_read_with_includes(target, target_label, stack))
+    layers.append((label, data))
+    return layers
+
+
+def _scalar(text: str, where: str) -> Any:
+    return _parse_yaml(text, where) if text.strip() else None
+
+
+def _parse_set(item: str, label: str, origin: str) -> tuple[tuple[str, ...], Any]:
+    key, sep, value = item.partition("=")
+    keys = tuple(key.strip().split("."))
+    if not sep or not all(keys):
+        raise ConfigError(f"{label}: {origin} {item!r}: expected dotted.key=value")
+    return keys, _scalar(value, f"{label}: {origin} {item!r}")
+
+
+def _nest(keys: tuple[str, ...], value: Any) -> dict[str, Any]:
+    for key in reversed(keys[1:]):
+        value = {key: value}
+    return {keys[0]: value}
+
+
+def _merge(
+    base: dict, top: Mapping, label: str, origins: dict[tuple, str], prefix: tuple = ()
+) -> None:
+    """Deep-merge ``top`` into ``base`` in place; ``origins`` maps key paths to their source."""
+    for key, value in top.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, label, origins, path)
+            continue
+        base[key] = copy.deepcopy(value)
+        for known in [p for p in origins if p[: len(path)] == path]:
+            del origins[known]
+        origins[path] = label
+
+
+# ---------------------------------------------------------------------------
+# Validation errors as one line per problem.
+
+
+def _validate(data: Any, label: str, origins: dict[tuple, str]) -> ExperimentConfig:
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(label, error, origins) for error in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+    config._source = label
+    return config
+
+
+def _format_error(label: str, error: Mapping[str, Any], origins: dict[tuple, str]) -> str:
+    loc = tuple(error["loc"])
+    message = _describe(error)
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+        message = f"invalid key: {message}"
+    dotted = ""
+    for part in loc:
+        dotted += f"[{part}]" if isinstance(part, int) else f"{'.' if dotted else ''}{part}"
+    origin = _origin(loc, origins)
+    text = f"{label}: {dotted}: {message}" if dotted else f"{label}: {message}"
+    return f"{text} (from {origin})" if origin and origin != label else text
+
+
+def _origin(loc: tuple, origins: dict[tuple, str]) -> str | None:
+    for length in range(len(loc), 0, -1):
+        if loc[:length] in origins:
+            return origins[loc[:length]]
+    below = sorted({o for path, o in origins.items() if path[: len(loc)] == loc})
+    return ", ".join(below) or None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    got = _show(error.get("input"))
+    if kind == "extra_forbidden":
+        return "unknown key" + _suggestion(tuple(error["loc"]))
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    expected = {
+        "int_type": "an integer",
+        "int_parsing": "an integer",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "finite_number": "a finite number",
+        "bool_type": "true or false",
+        "bool_parsing": "true or false",
+        "string_type": "a string",
+        "model_type": "a mapping",
+        "model_attributes_type": "a mapping",
+        "dict_type": "a mapping",
+        "list_type": "a list",
+    }
+    bounds = {
+        "greater_than": ("gt", ">"),
+        "greater_than_equal": ("ge", ">="),
+        "less_than": ("lt", "<"),
+        "less_than_equal": ("le", "<="),
+    }
+    if kind in expected:
+        return f"expected {expected[kind]}, got {got}"
+    if kind in bounds:
+        key, op = bounds[kind]
+        limit = ctx.get(key)
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)
+        return f"must be {op} {limit}, got {got}"
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}, got {got}"
+    if kind == "missing":
+        return "missing required key"
+    if kind == "string_too_short":
+        return "must not be empty"
+    return f"{error['msg']}, got {got}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _suggestion(loc: tuple) -> str:
+    """`` (did you mean 'x'?)`` for a misspelt key, or nothing."""
+    model: Any = ExperimentConfig
+    parts = list(loc[:-1])
+    while parts:
+        field = model.model_fields.get(parts.pop(0)) if isinstance(model, type) else None
+        if field is None:
+            return ""
+        annotation = field.annotation
+        if get_origin(annotation) in (Union, types.UnionType):  # X | None
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        if get_origin(annotation) is dict:  # a mapping of names, e.g. layouts
+            annotation = get_args(annotation)[1]
+            if not parts:
+                return ""
+            parts.pop(0)
+        model = annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
