@@ -1,0 +1,186 @@
+"""Thin Ray wrappers around the plain actor classes.
+
+This is the only module in ``actors/`` that imports Ray. Each wrapper adds
+Ray metrics (``ray.util.metrics``) so a run can be watched in the Ray
+dashboard, and each client hides ``.remote()`` behind an ``async`` method with
+the plain class's signature, which is the transport seam: generators and
+backends only ever see clients.
+"""
+
+import os
+import socket
+
+import numpy as np
+import ray
+from ray.util import metrics
+
+from actors.backend import Backend
+from actors.collector import Collector
+from actors.engine_shard import EngineShard
+from actors.load_generator import LoadGenerator, RunWindow
+from engine.messages import ReportKind
+from lab.workload import OrderFlow
+
+__all__ = [
+    "ShardActor",
+    "BackendActor",
+    "GeneratorActor",
+    "CollectorActor",
+    "RayShardClient",
+    "RayBackendClient",
+    "RayStatsClient",
+]
+
+_TAGS = ("actor", "run")
+
+
+def _counter(name: str, description: str):
+    return metrics.Counter(name, description=description, tag_keys=_TAGS)
+
+
+class _Metered:
+    """Ray metrics of one actor."""
+
+    def __init__(self, actor: str, run: str):
+        self.tags = {"actor": actor, "run": run}
+        self.orders = _counter("lab_orders", "Orders handled by the actor.")
+        self.fills = _counter("lab_fills", "Fills seen by the actor.")
+        self.rejects = _counter("lab_rejects", "Rejects seen by the actor.")
+        self.queue = metrics.Gauge(
+            "lab_queue_depth", description="Calls in flight.", tag_keys=_TAGS
+        )
+
+    def count_reports(self, n_orders: int, reports: np.ndarray) -> None:
+        kinds = reports["kind"]
+        self.add(self.orders, n_orders)
+        self.add(self.fills, int(np.count_nonzero(kinds == ReportKind.FILL)))
+        self.add(self.rejects, int(np.count_nonzero(kinds == ReportKind.REJECT)))
+
+    def add(self, counter, value: int) -> None:
+        if value > 0:  # Ray's Counter.inc refuses 0
+            counter.inc(value, tags=self.tags)
+
+
+class _Located:
+    def where(self) -> dict:
+        """Host, Ray node id and process of this actor."""
+        context = ray.get_runtime_context()
+        return {"host": socket.gethostname(), "node_id": context.get_node_id(), "pid": os.getpid()}
+
+
+class ShardActor(_Located, EngineShard):
+    """An engine shard as a (one call at a time) Ray actor."""
+
+    def __init__(self, run_id: str, **kwargs):
+        super().__init__(**kwargs)
+        self._metrics = _Metered(f"engine-{self.shard_id}", run_id)
+
+    def process(self, messages, backend_id=0):
+        reports, outbox = super().process(messages, backend_id)
+        if len(messages):
+            self._metrics.count_reports(len(messages), reports)
+        return reports, outbox
+
+    def take_stats(self) -> dict:
+        return self.stats.take()
+
+    def ready(self) -> bool:
+        return True
+
+
+class BackendActor(_Located, Backend):
+    def __init__(self, run_id: str, shard_handles: list, **kwargs):
+        super().__init__(shards=[RayShardClient(h) for h in shard_handles], **kwargs)
+        self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
+
+    async def submit(self, orders):
+        self._metrics.queue.set(self._in_flight + 1, tags=self._metrics.tags)
+        reports = await super().submit(orders)
+        self._metrics.count_reports(len(orders), reports)
+        return reports
+
+    async def take_stats(self) -> dict:
+        return self.stats.take()
+
+    async def ready(self) -> bool:
+        return True
+
+
+class GeneratorActor(_Located, LoadGenerator):
+    def __init__(
+        self,
+        run_id: str,
+        backend_handles: list,
+        flow_params,
+        flow_seed: int,
+        first_order_id: int,
+        **kwargs,
+    ):
+        # The flow is built here: arrays that come through Ray arrive read-only.
+        flow = OrderFlow(flow_params, seed=flow_seed, first_order_id=first_order_id)
+        super().__init__(
+            backends=[RayBackendClient(h) for h in backend_handles], flow=flow, **kwargs
+        )
+        self._metrics = _Metered(f"loadgen-{self.gen_id}", run_id)
+        self._latency = metrics.Histogram(
+            "lab_latency_ms",
+            description="Order latency from intended send time to reports, ms.",
+            boundaries=[0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000],
+            tag_keys=_TAGS,
+        )
+
+    async def run(self, start_ns: int, warmup_s: float, duration_s: float) -> dict:
+        return await super().run(RunWindow(start_ns, warmup_s, duration_s))
+
+    async def take_stats(self) -> dict:
+        out = super().take_stats()
+        tags = self._metrics.tags
+        self._metrics.add(self._metrics.orders, out["acked"])
+        self._metrics.add(self._metrics.rejects, out["rejects"])
+        self._metrics.add(self._metrics.fills, out["fills"])
+        self._metrics.queue.set(out["in_flight"], tags=tags)
+        for sample in out.pop("samples_ms"):
+            self._latency.observe(sample, tags=tags)
+        return out
+
+    async def ready(self) -> bool:
+        return True
+
+
+class CollectorActor(_Located, Collector):
+    def __init__(self, source_handles: dict, interval_s: float):
+        super().__init__(
+            {name: RayStatsClient(h) for name, h in source_handles.items()}, interval_s
+        )
+
+    async def ready(self) -> bool:
+        return True
+
+
+class RayShardClient:
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def process(self, messages, backend_id):
+        return await self.handle.process.remote(messages, backend_id)
+
+
+class RayBackendClient:
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def submit(self, orders):
+        return await self.handle.submit.remote(orders)
+
+
+class RayStatsClient:
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def take_stats(self):
+        return await self.handle.take_stats.remote()
+
+
+def remote_class(cls, **options):
+    """``cls`` as a Ray actor class with ``options``."""
+    return ray.remote(cls).options(**options)

@@ -1,0 +1,236 @@
+"""Per-account pre-trade risk limits, kept by the backend that owns the accounts.
+
+Checks, in order, for each message: a known account and symbol; then for NEW
+orders the largest order quantity, the most open orders, the largest
+position (assuming the order fills completely) and the highest order rate
+(orders per second, in one-second windows). Each breach is a REJECT with
+its own reason. Open orders and positions are brought up to date from the
+engine's reports (``leaves`` tells whether an order still rests).
+
+Accounts are ``1..n_accounts``; state is dense per account and symbol.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from engine.jit import njit
+from engine.kernels import ACK, BUY, FILL, MODIFIED, NEW, REJECT, SELL
+from engine.messages import Reason
+
+__all__ = ["RiskLimits", "RiskBook"]
+
+_OK = 0
+_R_ACCOUNT = int(Reason.BAD_ACCOUNT)
+_R_SYMBOL = int(Reason.BAD_SYMBOL)
+_R_QTY = int(Reason.MAX_ORDER_QTY)
+_R_OPEN = int(Reason.MAX_OPEN_ORDERS)
+_R_POSITION = int(Reason.MAX_POSITION)
+_R_RATE = int(Reason.MAX_ORDER_RATE)
+
+
+class RiskLimits(NamedTuple):
+    max_order_qty: int = 1_000_000
+    max_open_orders: int = 1_000_000
+    max_position: int = 1_000_000_000
+    max_order_rate: float = 1e9
+
+
+@njit
+def _pre_trade(
+    action,
+    account,
+    symbol,
+    side,
+    qty,
+    n_symbols,
+    limits,
+    open_orders,
+    position,
+    window,
+    window_count,
+    now_s,
+    reasons,
+):
+    max_qty, max_open, max_pos, max_rate = limits
+    for i in range(action.shape[0]):
+        a = account[i]
+        s = symbol[i]
+        if a < 1 or a >= open_orders.shape[0]:
+            reasons[i] = _R_ACCOUNT
+            continue
+        if s < 0 or s >= n_symbols:
+            reasons[i] = _R_SYMBOL
+            continue
+        if action[i] != NEW:
+            reasons[i] = _OK
+            continue
+        if window[a] != now_s:
+            window[a] = now_s
+            window_count[a] = 0
+        signed = qty[i] if side[i] == BUY else -qty[i] if side[i] == SELL else 0
+        if qty[i] > max_qty:
+            reasons[i] = _R_QTY
+        elif open_orders[a] + 1 > max_open:
+            reasons[i] = _R_OPEN
+        elif abs(position[a, s] + signed) > max_pos:
+            reasons[i] = _R_POSITION
+        elif window_count[a] + 1 > max_rate:
+            reasons[i] = _R_RATE
+        else:
+            reasons[i] = _OK
+            window_count[a] += 1
+            # Counted open until the reports say it does not rest.
+            open_orders[a] += 1
+
+
+@njit
+def _post_trade(
+    msg_seq,
+    msg_action,
+    msg_account,
+    rep_seq,
+    rep_kind,
+    rep_account,
+    rep_side,
+    rep_qty,
+    rep_leaves,
+    rep_maker_account,
+    rep_maker_leaves,
+    rep_symbol,
+    open_orders,
+    position,
+    own_maker,
+):
+    """Apply one batch's reports, message by message (reports of a message are contiguous)."""
+    n_acct = open_orders.shape[0]
+    r = 0
+    n_rep = rep_seq.shape[0]
+    for i in range(msg_seq.shape[0]):
+        first = r
+        while r < n_rep and rep_seq[r] == msg_seq[i]:
+            r += 1
+        if r == first:
+            continue
+        for k in range(first, r):
+            if rep_kind[k] == FILL:
+                signed = rep_qty[k] if rep_side[k] == BUY else -rep_qty[k]
+                position[rep_account[k], rep_symbol[k]] += signed
+                m = rep_maker_account[k]
+                if own_maker[k] and 0 < m < n_acct:
+                    position[m, rep_symbol[k]] -= signed
+                    if rep_maker_leaves[k] == 0:
+                        open_orders[m] -= 1
+        # A NEW was counted open when it passed the check; an accepted CANCEL
+        # or MODIFY was about an order that rested. Reports name the order's
+        # own account, which for CANCEL and MODIFY may differ from the sender's.
+        last = rep_kind[r - 1]
+        rests_after = (last == ACK or last == FILL or last == MODIFIED) and rep_leaves[r - 1] > 0
+        accepted = rep_kind[first] != REJECT
+        rested_before = 1 if msg_action[i] == NEW or accepted else 0
+        a = rep_account[first] if accepted else msg_account[i]
+        if 0 < a < n_acct:
+            open_orders[a] += (1 if rests_after else 0) - rested_before
+
+
+@njit
+def _maker_fills(
+    rep_kind,
+    rep_side,
+    rep_qty,
+    rep_maker_account,
+    rep_maker_leaves,
+    rep_symbol,
+    open_orders,
+    position,
+):
+    """Fills of other backends' takers against this backend's resting orders."""
+    n_acct = open_orders.shape[0]
+    for k in range(rep_kind.shape[0]):
+        m = rep_maker_account[k]
+        if rep_kind[k] != FILL or not 0 < m < n_acct:
+            continue
+        signed = rep_qty[k] if rep_side[k] == BUY else -rep_qty[k]
+        position[m, rep_symbol[k]] -= signed
+        if rep_maker_leaves[k] == 0:
+            open_orders[m] -= 1
+
+
+class RiskBook:
+    """Risk state of the accounts owned by one backend."""
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        n_accounts: int,
+        n_symbols: int,
+        owns=lambda accounts: np.ones(len(accounts), dtype=bool),
+    ):
+        self.limits = limits
+        self.n_symbols = n_symbols
+        self._limits = (
+            int(limits.max_order_qty),
+            int(limits.max_open_orders),
+            int(limits.max_position),
+            float(limits.max_order_rate),
+        )
+        self.open_orders = np.zeros(n_accounts + 1, dtype=np.int64)
+        self.position = np.zeros((n_accounts + 1, n_symbols), dtype=np.int64)
+        self._window = np.full(n_accounts + 1, -1, dtype=np.int64)
+        self._window_count = np.zeros(n_accounts + 1, dtype=np.int64)
+        self._owns = owns
+
+    def check(self, messages: np.ndarray, now_s: int) -> np.ndarray:
+        """Reject reason per message (0 = passes); counts passed NEW orders as open."""
+        reasons = np.empty(len(messages), dtype=np.int8)
+        _pre_trade(
+            messages["action"],
+            messages["account"],
+            messages["symbol"],
+            messages["side"],
+            messages["qty"],
+            self.n_symbols,
+            self._limits,
+            self.open_orders,
+            self.position,
+            self._window,
+            self._window_count,
+            now_s,
+            reasons,
+        )
+        return reasons
+
+    def apply(self, messages: np.ndarray, reports: np.ndarray) -> None:
+        """Bring open orders and positions up to date from a batch's reports."""
+        own_maker = self._owns(reports["maker_account"])
+        _post_trade(
+            messages["seq"],
+            messages["action"],
+            messages["account"],
+            reports["seq"],
+            reports["kind"],
+            reports["account"],
+            reports["side"],
+            reports["qty"],
+            reports["leaves"],
+            reports["maker_account"],
+            reports["maker_leaves"],
+            reports["symbol"],
+            self.open_orders,
+            self.position,
+            own_maker,
+        )
+
+    def apply_maker_fills(self, fills: np.ndarray) -> None:
+        """Fills against this backend's resting orders, taken by other backends' clients."""
+        if len(fills):
+            _maker_fills(
+                fills["kind"],
+                fills["side"],
+                fills["qty"],
+                fills["maker_account"],
+                fills["maker_leaves"],
+                fills["symbol"],
+                self.open_orders,
+                self.position,
+            )

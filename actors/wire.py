@@ -1,0 +1,56 @@
+"""What travels between actors: order batches and the checks every receiver makes.
+
+An order batch is a NumPy structured array of :data:`ORDER_DTYPE`: the
+engine's message fields plus ``send_ns``, the order's *intended* send time,
+from which latency is measured without coordinated omission.
+"""
+
+import numpy as np
+
+from engine.messages import MESSAGE_DTYPE
+
+__all__ = ["ORDER_DTYPE", "BadBatch", "check_batch", "to_messages"]
+
+ORDER_DTYPE = np.dtype(MESSAGE_DTYPE.descr + [("send_ns", "<i8")])
+
+
+# Fields a sender may leave out (they default to 0).
+_OPTIONAL = {"send_ns", "_pad"}
+
+
+class BadBatch(ValueError):
+    """A batch that is not an array of orders at all; the caller gets this error."""
+
+
+def check_batch(batch, dtype: np.dtype = ORDER_DTYPE) -> np.ndarray:
+    """``batch`` as a contiguous 1-d array of ``dtype``, or :class:`BadBatch` saying why not.
+
+    Structured arrays with the same field names are accepted (and converted);
+    values inside the fields are judged later, order by order, as REJECTs.
+    """
+    if not isinstance(batch, np.ndarray):
+        raise BadBatch(f"expected a NumPy structured array, got {type(batch).__name__}")
+    if batch.ndim != 1:
+        raise BadBatch(f"expected a 1-d array, got {batch.ndim} dimensions")
+    if batch.dtype == dtype:
+        return np.ascontiguousarray(batch)
+    names = batch.dtype.names or ()
+    missing = [name for name in dtype.names if name not in names and name not in _OPTIONAL]
+    if missing:
+        raise BadBatch(f"batch lacks the fields {missing}")
+    out = np.zeros(len(batch), dtype=dtype)
+    try:
+        for name in dtype.names:
+            if name in names:
+                out[name] = batch[name]
+    except (TypeError, ValueError) as exc:
+        raise BadBatch(f"batch field cannot be converted: {exc}") from None
+    return out
+
+
+def to_messages(orders: np.ndarray) -> np.ndarray:
+    """The engine's view of an order batch (drops ``send_ns``)."""
+    out = np.empty(len(orders), dtype=MESSAGE_DTYPE)
+    for name in MESSAGE_DTYPE.names:
+        out[name] = orders[name]
+    return out

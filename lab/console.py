@@ -1,0 +1,150 @@
+"""Terminal output of runs: a live progress line and a k6-style end-of-run summary."""
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["LiveProgress", "print_summary", "print_runs", "print_sweep"]
+
+_err = Console(stderr=True)
+
+
+def _console() -> Console:
+    # Piped output keeps whole ids and numbers rather than wrapping at 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+class LiveProgress:
+    """Elapsed time, orders/s and p99 of the latest interval, redrawn in place (on stderr)."""
+
+    def __init__(self, duration_s: float, enabled: bool = True):
+        self.duration_s = duration_s
+        self._live = (
+            Live(Text("starting actors…"), console=_err, transient=True, refresh_per_second=4)
+            if enabled
+            else None
+        )
+
+    def __enter__(self):
+        if self._live:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._live:
+            self._live.__exit__(*exc)
+
+    def update(self, point: dict) -> None:
+        if not self._live or not point:
+            return
+        self._live.update(
+            Text(
+                f"running  {point['t_s']:6.1f}/{self.duration_s:g} s   "
+                f"{point['orders_per_s']:>12,.0f} orders/s   "
+                f"p99 {point['latency_ms']['p99']:8.3f} ms   rejects {point['rejects']:,}"
+            )
+        )
+
+
+def print_summary(result, console: Console | None = None) -> None:
+    """The end-of-run summary: checks, then one line per metric, then the actors."""
+    console = console or _console()
+    lat = result.latency_ms
+    console.print(f"\n[bold]{result.name}[/]  run {result.run_id}  layout {result.layout}")
+    for missed in result.thresholds_missed:
+        console.print(f"  [red]✗ threshold missed:[/] {missed}")
+    if not result.thresholds_missed:
+        console.print("  [green]✓ all thresholds met[/]")
+    rows = [
+        ("orders_per_s", f"{result.orders_per_s:,.1f}/s", f"over {result.measured_s:g} s measured"),
+        ("orders_sent", f"{result.orders_sent:,}", ""),
+        ("orders_acked", f"{result.orders_acked:,}", ""),
+        ("rejects", f"{result.rejects:,}", ""),
+        ("fills", f"{result.fills:,}", ""),
+        ("errors", f"{result.errors:,}", ""),
+        (
+            "latency",
+            f"p50={lat['p50']:.3f}ms p90={lat['p90']:.3f}ms p99={lat['p99']:.3f}ms",
+            f"p99.9={lat['p999']:.3f}ms max={lat['max']:.3f}ms",
+        ),
+    ]
+    for key, value, note in rows:
+        console.print(f"  {key:.<22} {value:<40} {note}")
+    if result.first_error:
+        console.print(f"  [red]first error:[/] {result.first_error.splitlines()[-1]}")
+    table = Table(title="actors", title_justify="left")
+    for column in ("actor", "host", "busy", "max queue", "batches", "µs/msg", "batch p99 ms"):
+        table.add_column(column, justify="left" if column in ("actor", "host") else "right")
+    for name, a in result.actors.items():
+        table.add_row(
+            name,
+            a.get("host", "?"),
+            f"{a['busy']:.0%}",
+            str(a["max_queue"]),
+            f"{a['batches']:,}",
+            f"{a['us_per_message']:.2f}",
+            f"{a['batch_service_ms']['p99']:.3f}",
+        )
+    console.print(table)
+
+
+def print_runs(runs: list[dict], console: Console | None = None) -> None:
+    console = console or _console()
+    table = Table()
+    for column in ("run_id", "created_at", "name", "orders/s", "p99 ms"):
+        table.add_column(column)
+    for run in runs:
+        ops, p99 = run.get("orders_per_s"), run.get("p99_ms")
+        table.add_row(
+            run["run_id"],
+            str(run.get("created_at", "")),
+            str(run.get("name", "")),
+            f"{ops:,.1f}" if ops is not None else "-",
+            f"{p99:.3f}" if p99 is not None else "-",
+        )
+    console.print(table)
+
+
+def print_sweep(summary: dict, console: Console | None = None) -> None:
+    """Per point: the varied values, orders/s with its interval, p99, efficiency; then the fits."""
+    console = console or _console()
+    console.print(
+        f"\n[bold]{summary['name']}[/]  sweep {summary['sweep_id']}  "
+        f"layout {summary['layout']}  repeat {summary['repeat']}"
+    )
+    table = Table()
+    for column in ("point", "orders/s (mean)", "95% interval", "p99 ms", "efficiency"):
+        table.add_column(column, justify="left" if column == "point" else "right")
+    for p in summary["points"]:
+        ops = p["orders_per_s"]
+        table.add_row(
+            ", ".join(f"{k}={v}" for k, v in p["values"].items()),
+            f"{ops['mean']:,.0f}",
+            f"{ops['ci_low']:,.0f} – {ops['ci_high']:,.0f}",
+            f"{p['p99_ms']['mean']:.3f}",
+            "-" if p["efficiency"] is None else f"{p['efficiency']:.2f}",
+        )
+    console.print(table)
+    usl, amdahl = summary["usl"], summary.get("amdahl", {})
+    if usl.get("ok"):
+        peak = usl["peak_n"]
+        console.print(
+            f"  USL: λ={usl['lambda']:,.0f}/s per unit, σ={usl['sigma']:.4f}, "
+            f"κ={usl['kappa']:.5f}, peak N*={'∞' if peak is None else f'{peak:.1f}'}, "
+            f"R²={usl['r2']:.3f}"
+        )
+        if amdahl.get("ok"):
+            console.print(
+                f"  Amdahl: λ={amdahl['lambda']:,.0f}/s, σ={amdahl['sigma']:.4f}, "
+                f"R²={amdahl['r2']:.3f}"
+            )
+    else:
+        console.print(f"  USL: not fitted ({usl.get('note', 'no fit')})")
+    retro = summary.get("retrograde") or {}
+    if retro.get("detected"):
+        console.print(f"  [red]retrograde scaling[/] from N={retro.get('start_n')}")
+    bottleneck = summary.get("bottleneck") or {}
+    if bottleneck.get("explanation"):
+        console.print(f"  bottleneck: {bottleneck['explanation']}")

@@ -1,0 +1,81 @@
+"""In-process wiring of shards, backends and generators (no Ray), for tests.
+
+The clients here call the plain actor classes directly; they implement the
+same async methods as the Ray clients in ``actors.ray_actors``.
+"""
+
+import numpy as np
+
+from actors.backend import Backend
+from actors.engine_shard import EngineShard
+from actors.risk import RiskLimits
+from actors.wire import ORDER_DTYPE
+from engine import NO_PRICE, Action, OrderType, Side
+
+
+class LocalShard:
+    def __init__(self, shard: EngineShard):
+        self.shard = shard
+
+    async def process(self, messages, backend_id):
+        return self.shard.process(messages, backend_id)
+
+
+class LocalBackend:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    async def submit(self, orders):
+        return await self.backend.submit(orders)
+
+
+def build(
+    n_shards=2,
+    n_backends=1,
+    n_symbols=4,
+    n_accounts=100,
+    limits=RiskLimits(),
+    stp="none",
+    journal=False,
+):
+    """Shards and backends wired together in-process."""
+    shards = [
+        EngineShard(i, n_shards, n_symbols, n_backends=n_backends, stp=stp, journal=journal)
+        for i in range(n_shards)
+    ]
+    backends = [
+        Backend(i, n_backends, [LocalShard(s) for s in shards], n_symbols, n_accounts, limits)
+        for i in range(n_backends)
+    ]
+    return shards, backends
+
+
+def orders(*rows):
+    """An order batch from (action, order_id, account, symbol, side, type, price, qty) rows."""
+    out = np.zeros(len(rows), dtype=ORDER_DTYPE)
+    for i, (action, oid, account, symbol, side, typ, price, qty) in enumerate(rows):
+        out[i] = (
+            i,
+            oid,
+            account,
+            NO_PRICE if price is None else price,
+            qty,
+            symbol,
+            action,
+            side,
+            typ,
+            0,
+            0,
+        )
+    return out
+
+
+def new(oid, account, symbol, side, price, qty, typ=OrderType.LIMIT):
+    return (Action.NEW, oid, account, symbol, side, typ, price, qty)
+
+
+def cancel(oid, account, symbol):
+    return (Action.CANCEL, oid, account, symbol, 0, 0, None, 0)
+
+
+BUY, SELL = Side.BUY, Side.SELL

@@ -1,0 +1,169 @@
+"""Backend: batch checks, per-account risk limits, routing to shards (in-process, no Ray)."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from actors.risk import RiskLimits
+from actors.wire import BadBatch
+from engine import MatchingEngine, Reason, ReportKind
+from lab.workload import FlowParams, OrderFlow
+from tests.pipeline_fixtures import BUY, SELL, build, cancel, new, orders
+
+
+def submit(backend, batch):
+    return asyncio.run(backend.submit(batch))
+
+
+def reasons_of(reports):
+    rejects = reports[reports["kind"] == ReportKind.REJECT]
+    return {int(r["order_id"]): Reason.name_of(int(r["reason"])) for r in rejects}
+
+
+def test_routed_flow_matches_one_engine_over_all_symbols():
+    shards, (backend,) = build(n_shards=3, n_symbols=6, n_accounts=50)
+    flow = OrderFlow(FlowParams(symbols=6, accounts=50), seed=3)
+    single = MatchingEngine(6)
+    for _ in range(20):
+        batch = flow.next_batch(500)
+        got = submit(backend, _with_send_time(batch))
+        want = single.process(batch)
+        key = ["symbol", "order_id", "maker_id", "price", "qty"]
+        got_fills = np.sort(got[got["kind"] == ReportKind.FILL][key])
+        want_fills = np.sort(want[want["kind"] == ReportKind.FILL][key])
+        assert np.array_equal(got_fills, want_fills)
+        assert len(got) == len(want)
+    assert sum(s.resting() for s in shards) == single.n_resting
+
+
+def test_each_symbol_is_matched_by_its_own_shard_only():
+    shards, (backend,) = build(n_shards=2, n_symbols=4)
+    submit(
+        backend,
+        orders(new(1, 1, 0, BUY, 100, 5), new(2, 1, 1, BUY, 100, 5), new(3, 1, 3, BUY, 100, 5)),
+    )
+    assert [s.resting() for s in shards] == [1, 2]  # symbols 0 | 1 and 3
+
+
+@pytest.mark.parametrize(
+    "limits, batch, rejected",
+    [
+        (RiskLimits(max_order_qty=10), orders(new(1, 1, 0, BUY, 100, 11)), {1: "MAX_ORDER_QTY"}),
+        (
+            RiskLimits(max_open_orders=1),
+            orders(new(1, 1, 0, BUY, 100, 5), new(2, 1, 0, BUY, 99, 5)),
+            {2: "MAX_OPEN_ORDERS"},
+        ),
+        (RiskLimits(max_position=10), orders(new(1, 1, 0, SELL, 100, 11)), {1: "MAX_POSITION"}),
+        (
+            RiskLimits(max_order_rate=1),
+            orders(new(1, 1, 0, BUY, 100, 1), new(2, 1, 0, BUY, 99, 1)),
+            {2: "MAX_ORDER_RATE"},
+        ),
+        (RiskLimits(), orders(new(1, 0, 0, BUY, 100, 1)), {1: "BAD_ACCOUNT"}),
+        (RiskLimits(), orders(new(1, 101, 0, BUY, 100, 1)), {1: "BAD_ACCOUNT"}),
+        (RiskLimits(), orders(new(1, 1, 4, BUY, 100, 1)), {1: "BAD_SYMBOL"}),
+    ],
+)
+def test_each_risk_breach_is_a_reject_with_its_reason(limits, batch, rejected):
+    _, (backend,) = build(limits=limits)
+    assert reasons_of(submit(backend, batch)) == rejected
+
+
+def test_position_limit_counts_filled_position_plus_the_new_order():
+    _, (backend,) = build(limits=RiskLimits(max_position=10))
+    submit(backend, orders(new(1, 2, 0, SELL, 100, 8), new(2, 1, 0, BUY, 100, 8)))
+    reports = submit(backend, orders(new(3, 1, 0, BUY, 99, 3), new(4, 1, 0, SELL, 99, 3)))
+    assert reasons_of(reports) == {3: "MAX_POSITION"}  # 8 + 3 > 10; 8 - 3 is fine
+
+
+def test_open_orders_count_follows_fills_and_cancels():
+    _, (backend,) = build(limits=RiskLimits(max_open_orders=2))
+    submit(backend, orders(new(1, 1, 0, BUY, 100, 5), new(2, 1, 0, BUY, 99, 5)))
+    assert backend.risk.open_orders[1] == 2
+    submit(backend, orders(cancel(1, 1, 0)))
+    assert backend.risk.open_orders[1] == 1
+    # Account 2 takes order 2 completely: it no longer counts for account 1.
+    submit(backend, orders(new(3, 2, 0, SELL, 99, 5)))
+    assert backend.risk.open_orders[1] == 0
+    assert backend.risk.open_orders[2] == 0
+    # A taker that rests counts; one that expires does not.
+    submit(backend, orders(new(4, 2, 0, SELL, 120, 5), new(5, 2, 0, SELL, 120, 5, typ=3)))
+    assert backend.risk.open_orders[2] == 1
+
+
+def test_positions_follow_fills_for_taker_and_maker():
+    _, (backend,) = build()
+    submit(backend, orders(new(1, 1, 0, BUY, 100, 5), new(2, 2, 0, SELL, 100, 3)))
+    assert backend.risk.position[1, 0] == 3
+    assert backend.risk.position[2, 0] == -3
+
+
+def test_maker_fills_reach_the_backend_that_owns_the_maker():
+    _, backends = build(n_backends=2)
+    # Account 1 belongs to backend 1, account 2 to backend 0.
+    submit(backends[1], orders(new(1, 1, 0, BUY, 100, 5)))
+    submit(backends[0], orders(new(2, 2, 0, SELL, 100, 5)))
+    assert backends[0].risk.position[2, 0] == -5
+    assert backends[1].risk.position[1, 0] == 0  # not told yet
+    # The maker fill rides on backend 1's next call to that shard.
+    submit(backends[1], orders(new(3, 1, 0, BUY, 90, 1)))
+    assert backends[1].risk.position[1, 0] == 5
+    assert backends[1].risk.open_orders[1] == 1  # order 3 only; order 1 is done
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        "NEW,1,1,AAPL,B,LIMIT,100,5",
+        [1, 2, 3],
+        np.zeros(3, dtype=np.int64),
+        np.zeros((2, 2), dtype=orders().dtype),
+        np.zeros(2, dtype=[("order_id", "i8"), ("qty", "i8")]),
+    ],
+)
+def test_malformed_batches_are_a_clear_error_and_the_backend_survives(bad):
+    _, (backend,) = build()
+    with pytest.raises(BadBatch):
+        submit(backend, bad)
+    reports = submit(backend, orders(new(1, 1, 0, BUY, 100, 5)))
+    assert list(reports["kind"]) == [ReportKind.ACK]
+
+
+def test_garbage_field_values_are_rejected_order_by_order():
+    _, (backend,) = build()
+    batch = orders(
+        (9, 1, 1, 0, BUY, 1, 100, 5),  # unknown action
+        (1, 2, 1, 0, 7, 1, 100, 5),  # unknown side
+        (1, 3, 1, 0, BUY, 9, 100, 5),  # unknown type
+        (1, 4, 1, 0, BUY, 1, 100, -5),  # negative qty
+        (1, 5, 1, 0, BUY, 1, -3, 5),  # negative price
+        (1, 6, 1, -1, BUY, 1, 100, 5),  # negative symbol
+        new(7, 1, 0, BUY, 100, 5),
+    )
+    reports = submit(backend, batch)
+    assert reasons_of(reports) == {
+        1: "BAD_ACTION",
+        2: "BAD_SIDE",
+        3: "BAD_TYPE",
+        4: "BAD_QTY",
+        5: "BAD_PRICE",
+        6: "BAD_SYMBOL",
+    }
+    assert reports[reports["kind"] == ReportKind.ACK]["order_id"].tolist() == [7]
+
+
+def test_a_batch_with_the_engine_dtype_is_accepted_too():
+    _, (backend,) = build()
+    batch = OrderFlow(FlowParams(symbols=4, accounts=100), seed=1).next_batch(50)
+    reports = submit(backend, batch)
+    assert len(np.unique(reports["seq"])) == 50
+
+
+def _with_send_time(batch):
+    out = np.zeros(len(batch), dtype=orders().dtype)
+    for name in batch.dtype.names:
+        out[name] = batch[name]
+    return out
