@@ -1,0 +1,477 @@
+"""What a scaling sweep says: USL and Amdahl fits, efficiency, retrograde, bottlenecks.
+
+Pure functions on arrays and plain dicts, no I/O. The Universal Scalability Law
+
+    X(N) = λN / (1 + σ(N − 1) + κN(N − 1))
+
+models throughput X at N parallel units with per-unit throughput λ, contention σ
+(the share of work that serialises) and coherency κ (pairwise crosstalk, which
+makes throughput *fall* past N* = sqrt((1 − σ)/κ)). Amdahl's law is the USL with
+κ = 0. ``summarize_sweep`` turns a sweep's points into one JSON-able dict, with
+``None`` wherever a figure is undefined (never NaN or infinity).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple
+
+import numpy as np
+from scipy import optimize, stats
+
+__all__ = [
+    "UslFit",
+    "AmdahlFit",
+    "Retrograde",
+    "MIN_POINTS",
+    "SATURATION_BUSY",
+    "RETROGRADE_TOLERANCE",
+    "OBSERVER_STAGES",
+    "usl_throughput",
+    "amdahl_throughput",
+    "fit_usl",
+    "fit_amdahl",
+    "efficiency",
+    "retrograde",
+    "mean_ci",
+    "stage_of",
+    "bottleneck",
+    "first_saturated",
+    "summarize_sweep",
+    "describe_scaling",
+]
+
+MIN_POINTS = 6  #: distinct N values a fit needs: 2-3 parameters plus room to see misfit
+SATURATION_BUSY = 0.9  #: a stage whose busiest actor is busy this long is saturated
+RETROGRADE_TOLERANCE = 0.05  #: a drop smaller than this fraction of the peak is noise
+#: Stages that watch the pipeline rather than carry orders; never named as the bottleneck.
+OBSERVER_STAGES = ("collector",)
+
+
+class UslFit(NamedTuple):
+    """A USL fit; parameters are NaN when ``ok`` is False, and ``note`` says why."""
+
+    lambda_: float  #: throughput of one unit (orders/s)
+    sigma: float  #: contention, 0..1
+    kappa: float  #: coherency, >= 0
+    peak_n: float  #: N* where throughput peaks; inf when kappa == 0
+    r2: float  #: coefficient of determination on the measured throughputs
+    n_points: int  #: distinct N values
+    ok: bool
+    note: str
+
+
+class AmdahlFit(NamedTuple):
+    """An Amdahl fit (the USL with kappa = 0); NaN parameters when ``ok`` is False."""
+
+    lambda_: float  #: throughput of one unit (orders/s)
+    sigma: float  #: serial fraction, 0..1
+    ceiling: float  #: lambda / sigma, the throughput approached as N grows; inf if sigma == 0
+    r2: float
+    n_points: int  #: distinct N values
+    ok: bool
+    note: str
+
+
+class Retrograde(NamedTuple):
+    """Whether throughput falls past a peak; truthy exactly when ``detected``."""
+
+    detected: bool
+    start_n: float | None  #: first N past the peak whose throughput is clearly below it
+    peak_n: float | None  #: N with the highest mean throughput
+    drop: float  #: fraction by which the last N's mean is below the peak mean
+
+    def __bool__(self) -> bool:  # a non-empty tuple is always truthy; the brief asks for a bool
+        return bool(self.detected)
+
+
+# -- models and fits -----------------------------------------------------------
+
+
+def usl_throughput(n, lambda_: float, sigma: float, kappa: float) -> np.ndarray:
+    """X(N) of the Universal Scalability Law."""
+    n = np.asarray(n, dtype=float)
+    return lambda_ * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+
+
+def amdahl_throughput(n, lambda_: float, sigma: float) -> np.ndarray:
+    """X(N) of Amdahl's law (the USL with kappa = 0)."""
+    return usl_throughput(n, lambda_, sigma, 0.0)
+
+
+def _clean(n, x) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs with a positive N and a finite throughput, as float arrays."""
+    n = np.asarray(n, dtype=float).ravel()
+    x = np.asarray(x, dtype=float).ravel()
+    if n.shape != x.shape:
+        raise ValueError(f"n and x differ in length: {n.size} and {x.size}")
+    keep = np.isfinite(n) & np.isfinite(x) & (n > 0)
+    return n[keep], x[keep]
+
+
+def _r2(x: np.ndarray, fitted: np.ndarray) -> float:
+    ss_tot = float(np.sum((x - x.mean()) ** 2))
+    ss_res = float(np.sum((x - fitted) ** 2))
+    if ss_tot == 0:
+        return 1.0 if ss_res == 0 else math.nan  # undefined for a flat series
+    return 1 - ss_res / ss_tot
+
+
+def _fit(n, x, with_kappa: bool, model: str):
+    """Bounded least squares of the USL (or Amdahl) on every (N, X) pair.
+
+    Returns (params, r2, distinct N, note); params is None when no fit was made.
+    """
+    n, x = _clean(n, x)
+    distinct = int(np.unique(n).size)
+    if distinct < MIN_POINTS:
+        note = f"{model} needs at least {MIN_POINTS} points, got {distinct}"
+        return None, math.nan, distinct, note
+    if not np.any(x > 0):
+        return None, math.nan, distinct, "throughput is zero at every point"
+    # λ from the smallest N (per unit); σ, κ from the linearised USL
+    # N·λ/X − 1 = σ(N − 1) + κN(N − 1), solved with non-negative least squares.
+    n0 = n.min()
+    lam0 = max(float(x[n == n0].mean() / n0), 1e-12)
+    usable = x > 0
+    design = np.column_stack([n - 1, n * (n - 1)])[usable]
+    if not with_kappa:
+        design = design[:, :1]
+    coef, _ = optimize.nnls(design, n[usable] * lam0 / x[usable] - 1)
+    size = 3 if with_kappa else 2
+    # Two generic starts as well, in case the linearised one sits in a poor basin.
+    starts = [np.concatenate(([lam0], coef))]
+    starts += [np.array([lam0, s, k])[:size] for s, k in ((0.01, 1e-4), (0.2, 1e-2))]
+    lower = [1e-12, 0.0, 0.0][:size]
+    upper = [np.inf, 1.0, np.inf][:size]
+    scale = float(np.abs(x).max())  # residuals in units of the largest throughput
+
+    def residuals(p):
+        kappa = p[2] if with_kappa else 0.0
+        return (usl_throughput(n, p[0], p[1], kappa) - x) / scale
+
+    best = None
+    for start in starts:
+        start = np.clip(start, lower, upper)
+        res = optimize.least_squares(residuals, start, bounds=(lower, upper), x_scale="jac")
+        if res.success and (best is None or res.cost < best.cost):
+            best = res
+    if best is None:
+        return None, math.nan, distinct, f"{model} fit did not converge"
+    params = [float(v) for v in best.x]
+    fitted = usl_throughput(n, params[0], params[1], params[2] if with_kappa else 0.0)
+    return params, _r2(x, fitted), distinct, ""
+
+
+def fit_usl(n, x) -> UslFit:
+    """Fit the USL to throughputs ``x`` measured at ``n`` (repeats of an N allowed).
+
+    Needs at least :data:`MIN_POINTS` distinct N, else ``ok`` is False and ``note``
+    says so; never raises for too little or degenerate data.
+    """
+    params, r2, distinct, note = _fit(n, x, with_kappa=True, model="USL")
+    if params is None:
+        return UslFit(math.nan, math.nan, math.nan, math.nan, r2, distinct, False, note)
+    lam, sigma, kappa = params
+    peak = math.sqrt((1 - sigma) / kappa) if kappa > 0 else math.inf
+    return UslFit(lam, sigma, kappa, peak, r2, distinct, True, note)
+
+
+def fit_amdahl(n, x) -> AmdahlFit:
+    """Fit Amdahl's law (USL with kappa = 0); same rules as :func:`fit_usl`."""
+    params, r2, distinct, note = _fit(n, x, with_kappa=False, model="Amdahl")
+    if params is None:
+        return AmdahlFit(math.nan, math.nan, math.nan, r2, distinct, False, note)
+    lam, sigma = params
+    ceiling = lam / sigma if sigma > 0 else math.inf
+    return AmdahlFit(lam, sigma, ceiling, r2, distinct, True, note)
+
+
+# -- descriptive figures -------------------------------------------------------
+
+
+def efficiency(n, x) -> np.ndarray:
+    """Per-unit throughput relative to the smallest N: (X(N)/N) / (X(n0)/n0).
+
+    With N = 1 measured this is the usual X(N) / (N·X(1)). Without it the
+    smallest N measured stands in for one unit, so efficiency there is 1 by
+    definition. Repeated N values use their mean as the reference. NaN where
+    the reference throughput is zero.
+    """
+    n = np.asarray(n, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if n.size == 0:
+        return np.array([], dtype=float)
+    n0 = np.nanmin(n)
+    reference = float(np.nanmean(x[n == n0])) / n0
+    if not reference > 0:
+        return np.full(n.shape, np.nan)
+    return x / n / reference
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval as (mean, low, high).
+
+    One value gives a zero-width interval; no values is a ValueError.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    mean = float(v.mean())
+    if v.size == 1:
+        return mean, mean, mean
+    half = float(stats.t.ppf((1 + confidence) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return mean, mean - half, mean + half
+
+
+def _group(n, x) -> tuple[np.ndarray, list[np.ndarray]]:
+    n, x = _clean(n, x)
+    ns = np.unique(n)
+    return ns, [x[n == value] for value in ns]
+
+
+def retrograde(n, x, tolerance: float = RETROGRADE_TOLERANCE) -> Retrograde:
+    """Does throughput fall as N grows past some point, beyond noise?
+
+    Rule: take the mean throughput at each N and its 95% CI half-width. It is
+    retrograde when the *last* (largest) N's mean is below the peak mean by more
+    than the larger of ``tolerance`` × peak and the two CI half-widths added.
+    Judging by the last point means a single noisy dip that recovers does not
+    count. ``start_n`` is the first N past the peak that is below by that margin.
+    """
+    ns, groups = _group(n, x)
+    if ns.size == 0:
+        return Retrograde(False, None, None, 0.0)
+    means = np.array([g.mean() for g in groups])
+    halves = np.array([mean_ci(g)[2] - g.mean() for g in groups])
+    peak = int(np.argmax(means))
+    peak_mean = means[peak]
+    drop = float((peak_mean - means[-1]) / peak_mean) if peak_mean > 0 else 0.0
+
+    def clearly_below(i: int) -> bool:
+        margin = max(tolerance * peak_mean, halves[peak] + halves[i])
+        return bool(peak_mean - means[i] > margin)
+
+    detected = peak < ns.size - 1 and clearly_below(ns.size - 1)
+    start = next((float(ns[i]) for i in range(peak + 1, ns.size) if clearly_below(i)), None)
+    return Retrograde(bool(detected), start if detected else None, float(ns[peak]), drop)
+
+
+# -- bottlenecks ---------------------------------------------------------------
+
+
+def stage_of(actor: str) -> str:
+    """The stage an actor belongs to: its name without a trailing ``-<index>``."""
+    return re.sub(r"-\d+$", "", actor)
+
+
+def bottleneck(actors: dict) -> dict:
+    """Which stage of one run saturated first, from its per-actor summary.
+
+    Actors are grouped by :func:`stage_of`. The stage whose busiest actor has the
+    highest busy fraction is named (ties go to the deeper queue); observer stages
+    such as the collector are listed but never named. Actors without a ``busy``
+    figure (those that errored) are ignored.
+    """
+    stages: dict[str, dict] = {}
+    for name, a in sorted(actors.items()):
+        if not isinstance(a, dict) or a.get("busy") is None:
+            continue
+        s = stages.setdefault(stage_of(name), {"actors": 0, "busy": [], "max_queue": 0})
+        s["actors"] += 1
+        s["busy"].append((float(a["busy"]), name))
+        s["max_queue"] = max(s["max_queue"], int(a.get("max_queue") or 0))
+    summary = {}
+    for stage, s in stages.items():
+        busy_max, hottest = max(s["busy"])
+        summary[stage] = {
+            "actors": s["actors"],
+            "busy_mean": round(sum(b for b, _ in s["busy"]) / len(s["busy"]), 4),
+            "busy_max": round(busy_max, 4),
+            "busiest_actor": hottest,
+            "max_queue": s["max_queue"],
+        }
+    working = {k: v for k, v in summary.items() if k not in OBSERVER_STAGES}
+    if not working:
+        return {
+            "stage": None,
+            "busy": None,
+            "actor": None,
+            "stages": summary,
+            "explanation": "No per-actor figures to judge a bottleneck from.",
+        }
+    stage = max(working, key=lambda k: (working[k]["busy_max"], working[k]["max_queue"]))
+    top = working[stage]
+    return {
+        "stage": stage,
+        "busy": top["busy_max"],
+        "actor": top["busiest_actor"],
+        "stages": summary,
+        "explanation": _explain(stage, top, working),
+    }
+
+
+def _explain(stage: str, top: dict, working: dict) -> str:
+    others = sorted(((v["busy_max"], k) for k, v in working.items() if k != stage), reverse=True)
+    runner_up = f"; next is {others[0][1]} at {others[0][0]:.0%}" if others else ""
+    figures = (
+        f"{top['busiest_actor']} busy {top['busy_max']:.0%} of the time "
+        f"(stage mean {top['busy_mean']:.0%}), queue up to {top['max_queue']:,}"
+    )
+    if top["busy_max"] < SATURATION_BUSY:
+        return (
+            f"No stage saturated: the busiest is {stage} ({figures}{runner_up}). "
+            "The limit is elsewhere, e.g. the offered rate, batching waits or the network."
+        )
+    if stage == "loadgen":
+        return (
+            f"The load generators saturated ({figures}{runner_up}): they, not the "
+            "platform, limit throughput; add generators before trusting the figures."
+        )
+    return f"{stage} saturated first: {figures}{runner_up}."
+
+
+def first_saturated(points: list[dict], threshold: float = SATURATION_BUSY) -> dict:
+    """The smallest N at which some stage's busiest actor reaches ``threshold`` busy.
+
+    ``points`` are dicts with ``n`` and ``actors`` (as in :func:`summarize_sweep`).
+    Returns {"n", "stage", "busy", "threshold", "explanation"}; n and stage are None
+    when nothing saturated.
+    """
+    for point in sorted(points, key=lambda p: p["n"]):
+        found = bottleneck(point.get("actors") or {})
+        if found["stage"] is not None and found["busy"] >= threshold:
+            return {
+                "n": point["n"],
+                "stage": found["stage"],
+                "busy": found["busy"],
+                "threshold": threshold,
+                "explanation": f"At N={point['n']:g}: {found['explanation']}",
+            }
+    last = max(points, key=lambda p: p["n"], default=None)
+    note = f"No stage reached {threshold:.0%} busy at any N."
+    if last is not None:
+        found = bottleneck(last.get("actors") or {})
+        note += f" At the largest N={last['n']:g}: {found['explanation']}"
+    return {"n": None, "stage": None, "busy": None, "threshold": threshold, "explanation": note}
+
+
+# -- a whole sweep -------------------------------------------------------------
+
+
+def _num(value) -> float | None:
+    """A JSON-safe float: None for NaN, infinity or missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _ci_dict(runs: list[float]) -> dict:
+    if not runs:
+        return {"mean": None, "ci_low": None, "ci_high": None, "runs": []}
+    mean, low, high = mean_ci(runs)
+    return {"mean": _num(mean), "ci_low": _num(low), "ci_high": _num(high), "runs": runs}
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values or [] if v is not None and math.isfinite(float(v))]
+
+
+def summarize_sweep(points: list[dict]) -> dict:
+    """Fits, efficiency, retrograde and bottleneck of a sweep, as one JSON-able dict.
+
+    Each input point: {"values": {dotted key: value}, "n": N, "orders_per_s_runs":
+    [...], "p99_ms_runs": [...], "actors": {per-actor summary}, "offered_rate":
+    float or None} and optionally "latency_ms_runs": [{p50, p90, p99, ...}, ...].
+    Fits use every run; efficiency uses the mean at each point.
+    """
+    rows = []
+    for p in sorted(points, key=lambda p: p["n"]):
+        runs = _finite(p.get("orders_per_s_runs"))
+        latency_runs = [r for r in p.get("latency_ms_runs") or [] if isinstance(r, dict)]
+        latency = {
+            key: _num(np.mean(vals))
+            for key in ("p50", "p90", "p99", "p999", "max")
+            if (vals := _finite(r.get(key) for r in latency_runs))
+        }
+        p99 = _ci_dict(_finite(p.get("p99_ms_runs")) or _finite(r.get("p99") for r in latency_runs))
+        if p99["mean"] is not None:
+            latency["p99"] = p99["mean"]
+        found = bottleneck(p.get("actors") or {})
+        rows.append(
+            {
+                "values": dict(p.get("values") or {}),
+                "n": p["n"],
+                "orders_per_s": _ci_dict(runs),
+                "p99_ms": p99,
+                "latency_ms": latency,
+                "offered_rate": _num(p.get("offered_rate")),
+                "efficiency": None,
+                "stages": found["stages"],
+                "bottleneck": {"stage": found["stage"], "busy": found["busy"]},
+                "actors": p.get("actors") or {},
+            }
+        )
+    measured = [r for r in rows if r["orders_per_s"]["mean"] is not None]
+    effs = efficiency([r["n"] for r in measured], [r["orders_per_s"]["mean"] for r in measured])
+    for row, eff in zip(measured, effs, strict=True):
+        row["efficiency"] = _num(eff)
+    all_n = [r["n"] for r in rows for _ in r["orders_per_s"]["runs"]]
+    all_x = [x for r in rows for x in r["orders_per_s"]["runs"]]
+    usl, amdahl, retro = fit_usl(all_n, all_x), fit_amdahl(all_n, all_x), retrograde(all_n, all_x)
+    summary = {
+        "points": rows,
+        "usl": _json(usl) | {"peak_orders_per_s": _num(_usl_peak(usl))},
+        "amdahl": _json(amdahl),
+        "retrograde": _json(retro),
+        "bottleneck": first_saturated(rows),
+    }
+    summary["interpretation"] = describe_scaling(summary)
+    return summary
+
+
+def _json(fit: NamedTuple) -> dict:
+    """A fit as a JSON-safe dict: ``lambda_`` becomes ``lambda``, NaN and inf become None."""
+    return {k.rstrip("_"): _num(v) if isinstance(v, float) else v for k, v in fit._asdict().items()}
+
+
+def _usl_peak(fit: UslFit) -> float:
+    if not fit.ok or not math.isfinite(fit.peak_n):
+        return math.nan
+    return float(usl_throughput(fit.peak_n, fit.lambda_, fit.sigma, fit.kappa))
+
+
+def describe_scaling(summary: dict) -> str:
+    """One or two sentences reading the USL fit and retrograde of a sweep summary."""
+    usl, retro = summary["usl"], summary["retrograde"]
+    if not usl["ok"]:
+        text = f"No USL fit: {usl['note']}."
+    else:
+        text = (
+            f"Per-unit throughput λ≈{usl['lambda']:,.0f} orders/s, contention "
+            f"σ={usl['sigma']:.3g} ({usl['sigma']:.1%} of the work serialises), coherency "
+            f"κ={usl['kappa']:.3g}"
+        )
+        largest = max((p["n"] for p in summary.get("points", [])), default=None)
+        if usl["peak_n"] is not None:
+            text += (
+                f" → throughput peaks at N*≈{usl['peak_n']:.1f} "
+                f"(≈{usl['peak_orders_per_s']:,.0f} orders/s)"
+            )
+            if largest and usl["peak_n"] > 2 * largest:  # κ is barely resolved here
+                text += f", far beyond the largest N measured ({largest:g}), so a guess"
+        elif usl["sigma"] and usl["sigma"] > 0:
+            ceiling = usl["lambda"] / usl["sigma"]
+            text += f" → no peak; throughput approaches λ/σ≈{ceiling:,.0f} orders/s"
+        else:
+            text += " → linear scaling over the measured range"
+        text += f"; R²={usl['r2']:.3f}." if usl["r2"] is not None else "."
+    if retro["detected"]:
+        text += (
+            f" Retrograde: throughput tops out at N={retro['peak_n']:g} and is clearly lower "
+            f"from N={retro['start_n']:g} on ({retro['drop']:.0%} below the peak at the "
+            "largest N)."
+        )
+    return text

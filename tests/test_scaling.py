@@ -1,0 +1,292 @@
+"""lab.scaling: USL and Amdahl fits, efficiency, retrograde, confidence intervals, bottlenecks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lab.scaling import (
+    MIN_POINTS,
+    SATURATION_BUSY,
+    amdahl_throughput,
+    bottleneck,
+    efficiency,
+    first_saturated,
+    fit_amdahl,
+    fit_usl,
+    mean_ci,
+    retrograde,
+    stage_of,
+    summarize_sweep,
+    usl_throughput,
+)
+
+N = np.array([1, 2, 4, 8, 12, 16, 24, 32], dtype=float)
+
+
+def _sweep_points(runs: int = 3, seed: int = 0) -> list[dict]:
+    """Synthetic sweep: USL throughput with 2% noise, backends busier as N grows."""
+    rng = np.random.default_rng(seed)
+    points = []
+    for n in N:
+        mean = usl_throughput(n, 10_000, 0.04, 0.002)
+        actors = {
+            f"backend-{i}": {"busy": min(0.99, 0.1 + 0.03 * n), "max_queue": int(10 * n)}
+            for i in range(int(n))
+        }
+        actors |= {
+            "engine-0": {"busy": 0.3, "max_queue": 5},
+            "loadgen-0": {"busy": 0.5, "max_queue": 0},
+            "collector-0": {"busy": 0.99, "max_queue": 0},
+        }
+        points.append(
+            {
+                "values": {"topology.backends": int(n)},
+                "n": float(n),
+                "orders_per_s_runs": list(mean * (1 + rng.normal(0, 0.02, runs))),
+                "p99_ms_runs": list(0.5 + 0.05 * n + rng.normal(0, 0.01, runs)),
+                "actors": actors,
+                "offered_rate": None,
+            }
+        )
+    return points
+
+
+# -- fits ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lam, sigma, kappa", [(1000, 0.05, 0.002), (25_000, 0.2, 0.0005), (500, 0.01, 0.01)]
+)
+def test_usl_fit_recovers_exact_parameters(lam, sigma, kappa):
+    fit = fit_usl(N, usl_throughput(N, lam, sigma, kappa))
+    assert fit.ok and fit.note == ""
+    assert fit.lambda_ == pytest.approx(lam, rel=1e-4)
+    assert fit.sigma == pytest.approx(sigma, rel=1e-3, abs=1e-6)
+    assert fit.kappa == pytest.approx(kappa, rel=1e-3, abs=1e-8)
+    assert fit.peak_n == pytest.approx(math.sqrt((1 - sigma) / kappa), rel=1e-3)
+    assert fit.r2 == pytest.approx(1.0)
+    assert fit.n_points == len(N)
+
+
+def test_usl_fit_recovers_parameters_from_noisy_repeats():
+    rng = np.random.default_rng(42)
+    n = np.repeat(N, 5)
+    x = usl_throughput(n, 1000, 0.05, 0.002) * (1 + rng.normal(0, 0.01, n.size))
+    fit = fit_usl(n, x)
+    assert fit.ok
+    assert fit.lambda_ == pytest.approx(1000, rel=0.03)
+    assert fit.sigma == pytest.approx(0.05, abs=0.01)
+    assert fit.kappa == pytest.approx(0.002, rel=0.15)
+    assert fit.peak_n == pytest.approx(math.sqrt(0.95 / 0.002), rel=0.1)
+    assert fit.r2 > 0.98
+    assert fit.n_points == len(N)  # distinct N, not observations
+
+
+def test_usl_fit_keeps_parameters_within_bounds():
+    # Superlinear data would want σ < 0; the bounds hold it at 0.
+    fit = fit_usl(N, 100 * N**1.1)
+    assert fit.ok
+    assert fit.lambda_ > 0 and 0 <= fit.sigma <= 1 and fit.kappa >= 0
+
+
+def test_linear_data_gives_no_peak():
+    fit = fit_usl(N, 100 * N)
+    assert fit.ok and fit.kappa == pytest.approx(0, abs=1e-9)
+    assert fit.sigma == pytest.approx(0, abs=1e-9)
+    if fit.kappa == 0:
+        assert fit.peak_n == math.inf
+
+
+@pytest.mark.parametrize("fit, model", [(fit_usl, "USL"), (fit_amdahl, "Amdahl")])
+def test_too_few_points_is_not_ok_and_says_why(fit, model):
+    n = N[: MIN_POINTS - 1]
+    result = fit(np.repeat(n, 3), usl_throughput(np.repeat(n, 3), 100, 0.1, 0.01))
+    assert not result.ok
+    assert result.note == f"{model} needs at least 6 points, got {MIN_POINTS - 1}"
+    assert math.isnan(result.lambda_) and math.isnan(result.sigma)
+
+
+def test_degenerate_input_does_not_raise():
+    assert not fit_usl([], []).ok
+    assert not fit_usl(N, np.zeros_like(N)).ok
+    assert fit_usl(N, [np.nan] * len(N)).note == "USL needs at least 6 points, got 0"
+
+
+def test_amdahl_fit_on_amdahl_data():
+    fit = fit_amdahl(N, amdahl_throughput(N, 800, 0.1))
+    assert fit.ok
+    assert fit.lambda_ == pytest.approx(800, rel=1e-4)
+    assert fit.sigma == pytest.approx(0.1, rel=1e-3)
+    assert fit.ceiling == pytest.approx(8000, rel=1e-3)
+    assert fit.r2 == pytest.approx(1.0)
+
+
+def test_usl_fit_on_amdahl_data_finds_no_coherency():
+    fit = fit_usl(N, amdahl_throughput(N, 800, 0.1))
+    assert fit.kappa == pytest.approx(0, abs=1e-7)
+    assert fit.sigma == pytest.approx(0.1, rel=1e-3)
+
+
+# -- efficiency, retrograde, confidence intervals ------------------------------
+
+
+def test_efficiency_of_linear_series_is_one():
+    np.testing.assert_allclose(efficiency(N, 250 * N), 1.0)
+
+
+def test_efficiency_without_n_equal_one_is_relative_to_smallest_n():
+    n = np.array([2, 4, 8])
+    np.testing.assert_allclose(efficiency(n, [200, 300, 400]), [1.0, 0.75, 0.5])
+
+
+def test_efficiency_matches_definition():
+    x = usl_throughput(N, 1000, 0.05, 0.002)
+    np.testing.assert_allclose(efficiency(N, x), x / (N * x[0]))
+
+
+def test_retrograde_detected_past_the_usl_peak():
+    x = usl_throughput(N, 1000, 0.05, 0.01)  # N* ≈ 9.7
+    found = retrograde(N, x)
+    assert found and found.detected
+    assert found.peak_n == 8
+    assert found.start_n == 16  # N=12 is only ~2% below the peak
+    assert found.drop == pytest.approx(1 - x[-1] / x.max())
+
+
+def test_retrograde_not_detected_on_linear_or_flattening_series():
+    assert not retrograde(N, 100 * N)
+    assert not retrograde(N, amdahl_throughput(N, 100, 0.2))
+
+
+def test_retrograde_ignores_a_drop_within_noise():
+    x = 100 * N.copy()
+    x[-1] = x[-2] * 0.98  # 2% below the peak: under the 5% tolerance
+    assert not retrograde(N, x)
+
+
+def test_retrograde_needs_the_drop_to_exceed_the_confidence_interval():
+    n = np.repeat([1, 2, 3], 3)
+    wide = [10, 20, 30, 50, 100, 150, 60, 90, 120]  # last mean 90 vs peak 100, CIs wide
+    assert not retrograde(n, wide)
+    tight = [19, 20, 21, 99, 100, 101, 89, 90, 91]
+    assert retrograde(n, tight).start_n == 3
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0, 4.0], [10, 11, 9, 10.5, 12], np.arange(30.0)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_mean_ci_matches_scipy_t_interval(values, confidence):
+    mean, low, high = mean_ci(values, confidence)
+    v = np.asarray(values, dtype=float)
+    expected = stats.t.interval(confidence, v.size - 1, loc=v.mean(), scale=stats.sem(v))
+    assert mean == pytest.approx(v.mean())
+    assert (low, high) == pytest.approx(expected)
+
+
+def test_mean_ci_of_one_value_has_zero_width():
+    assert mean_ci([3.5]) == (3.5, 3.5, 3.5)
+
+
+def test_mean_ci_of_nothing_raises():
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+# -- bottlenecks ---------------------------------------------------------------
+
+
+def test_stage_of_strips_the_index():
+    assert stage_of("engine-0") == "engine"
+    assert stage_of("backend-12") == "backend"
+    assert stage_of("load-gen-3") == "load-gen"
+    assert stage_of("collector") == "collector"
+
+
+def test_bottleneck_names_stage_with_highest_busy():
+    actors = {
+        "engine-0": {"busy": 0.4, "max_queue": 10, "host": "a"},
+        "engine-1": {"busy": 0.6, "max_queue": 3},
+        "backend-0": {"busy": 0.95, "max_queue": 200},
+        "backend-1": {"busy": 0.85, "max_queue": 150},
+        "loadgen-0": {"busy": 0.5, "max_queue": 0},
+        "collector-0": {"busy": 1.0, "max_queue": 0},  # an observer: never the bottleneck
+        "engine-2": {"t_s": 1.0, "error": "RayActorError"},  # errored: ignored
+    }
+    found = bottleneck(actors)
+    assert found["stage"] == "backend"
+    assert found["busy"] == 0.95
+    assert found["actor"] == "backend-0"
+    assert found["stages"]["engine"] == {
+        "actors": 2,
+        "busy_mean": 0.5,
+        "busy_max": 0.6,
+        "busiest_actor": "engine-1",
+        "max_queue": 10,
+    }
+    assert found["stages"]["backend"]["busy_mean"] == pytest.approx(0.9)
+    assert "collector" in found["stages"]
+    assert "backend saturated first" in found["explanation"]
+    assert "backend-0" in found["explanation"] and "95%" in found["explanation"]
+
+
+def test_bottleneck_ties_go_to_the_deeper_queue():
+    actors = {
+        "engine-0": {"busy": 0.9, "max_queue": 5},
+        "backend-0": {"busy": 0.9, "max_queue": 50},
+    }
+    assert bottleneck(actors)["stage"] == "backend"
+
+
+def test_bottleneck_says_when_nothing_saturated_and_when_there_is_nothing():
+    found = bottleneck({"engine-0": {"busy": 0.3, "max_queue": 1}})
+    assert found["stage"] == "engine" and found["explanation"].startswith("No stage saturated")
+    empty = bottleneck({})
+    assert empty["stage"] is None and empty["stages"] == {}
+
+
+def test_first_saturated_finds_the_smallest_n():
+    points = _sweep_points()
+    found = first_saturated(points)
+    # backends: busy = 0.1 + 0.03 N reaches 0.9 first at N = 32 (N = 24 gives 0.82)
+    assert found["n"] == 32 and found["stage"] == "backend"
+    assert found["busy"] >= SATURATION_BUSY
+    assert first_saturated(points, threshold=0.55)["n"] == 16  # loadgen sits at 0.5
+    assert first_saturated(points[:3])["n"] is None
+
+
+# -- a whole sweep -------------------------------------------------------------
+
+
+def test_summarize_sweep_keys_and_json():
+    summary = summarize_sweep(list(reversed(_sweep_points())))  # order must not matter
+    text = json.dumps(summary, allow_nan=False)  # raises on NaN or infinity
+    assert json.loads(text) == summary
+    assert {"points", "usl", "amdahl", "retrograde", "bottleneck"} <= set(summary)
+    assert {"lambda", "sigma", "kappa", "peak_n", "r2", "ok", "note"} <= set(summary["usl"])
+    assert [p["n"] for p in summary["points"]] == list(N)
+    first = summary["points"][0]
+    assert {"values", "n", "orders_per_s", "p99_ms", "efficiency", "actors"} <= set(first)
+    assert set(first["orders_per_s"]) == {"mean", "ci_low", "ci_high", "runs"}
+    assert first["efficiency"] == pytest.approx(1.0)
+    assert summary["usl"]["ok"]
+    assert summary["usl"]["sigma"] == pytest.approx(0.04, abs=0.015)
+    assert summary["usl"]["peak_n"] == pytest.approx(math.sqrt(0.96 / 0.002), rel=0.15)
+    assert summary["bottleneck"]["stage"] == "backend"
+    assert "N*≈" in summary["interpretation"]
+
+
+def test_summarize_sweep_with_too_few_points_is_still_json():
+    points = _sweep_points(runs=1)[:3]
+    points.append({"values": {}, "n": 64, "orders_per_s_runs": [], "p99_ms_runs": [], "actors": {}})
+    summary = summarize_sweep(points)
+    json.dumps(summary, allow_nan=False)
+    assert not summary["usl"]["ok"] and summary["usl"]["lambda"] is None
+    assert summary["usl"]["note"] == "USL needs at least 6 points, got 3"
+    assert summary["points"][-1]["orders_per_s"]["mean"] is None
+    assert summary["points"][-1]["efficiency"] is None
+    assert (
+        summary["points"][0]["orders_per_s"]["ci_low"]
+        == summary["points"][0]["orders_per_s"]["mean"]
+    )  # one run: zero-width interval
