@@ -14,10 +14,11 @@ from typing import Protocol
 
 import numpy as np
 
+from actors.partition import split
 from actors.risk import RiskBook, RiskLimits
 from actors.routing import backend_of_account, local_symbol, shard_of_symbol
-from actors.stage_stats import StageStats
-from actors.wire import check_batch, to_messages
+from actors.stage_stats import Span, StageStats
+from actors.wire import check_batch, compress, to_messages
 from engine.messages import REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient"]
@@ -63,37 +64,40 @@ class Backend:
             self._in_flight -= 1
 
     async def _submit(self, orders) -> np.ndarray:
-        start = time.perf_counter_ns()
+        span = Span()
+        with span:
+            messages, parts, reasons = self._route(orders)
+        replies = await asyncio.gather(
+            *(self.shards[shard].process(part, self.backend_id) for shard, part in parts)
+        )
+        with span:
+            out = [_risk_rejects(messages, reasons)]
+            for (_, part), (reports, maker_fills) in zip(parts, replies, strict=True):
+                if not self.noop:
+                    self.risk.apply(part, reports)
+                    self.risk.apply_maker_fills(maker_fills)
+                out.append(reports)
+            reports = np.concatenate(out)
+        self.stats.record_batch(len(messages), span)
+        return reports
+
+    def _route(self, orders):
+        """Check the batch and the risk limits; split what passes by shard."""
         messages = to_messages(check_batch(orders))
         if self.noop:
             reasons = np.zeros(len(messages), dtype=np.int8)
         else:
             reasons = self.risk.check(messages, int(self._clock()))
-        passed = messages[reasons == 0]
+        passed = compress(messages, reasons == 0) if reasons.any() else messages
         n_shards = len(self.shards)
         routes = shard_of_symbol(passed["symbol"], n_shards)
         passed["symbol"] = local_symbol(passed["symbol"], n_shards)
-        parts = [(shard, passed[routes == shard]) for shard in np.unique(routes)]
-        busy = time.perf_counter_ns() - start
-
-        replies = await asyncio.gather(
-            *(self.shards[shard].process(part, self.backend_id) for shard, part in parts)
-        )
-
-        start = time.perf_counter_ns()
-        out = [_risk_rejects(messages, reasons)]
-        for (_, part), (reports, maker_fills) in zip(parts, replies, strict=True):
-            if not self.noop:
-                self.risk.apply(part, reports)
-                self.risk.apply_maker_fills(maker_fills)
-            out.append(reports)
-        reports = np.concatenate(out)
-        self.stats.record_batch(len(messages), busy + time.perf_counter_ns() - start)
-        return reports
+        parts = split(passed, routes, n_shards)
+        return messages, parts, reasons
 
 
 def _risk_rejects(messages: np.ndarray, reasons: np.ndarray) -> np.ndarray:
-    rejected = messages[reasons != 0]
+    rejected = compress(messages, reasons != 0)
     reports = np.zeros(len(rejected), dtype=REPORT_DTYPE)
     for name in ("seq", "order_id", "account", "price", "qty", "symbol", "side"):
         reports[name] = rejected[name]

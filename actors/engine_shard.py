@@ -8,12 +8,12 @@ simulation needs) and can journal the exact batches it processed and take
 snapshots for recovery.
 """
 
-import time
-
 import numpy as np
 
+from actors.partition import split
 from actors.routing import backend_of_account, global_symbol, symbols_of_shard
-from actors.stage_stats import StageStats
+from actors.stage_stats import Span, StageStats
+from actors.wire import compress
 from engine import MatchingEngine, ReportKind
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 
@@ -62,7 +62,14 @@ class EngineShard:
         of earlier batches whose maker account belongs to ``backend_id`` and
         that it has not seen yet).
         """
-        start = time.perf_counter_ns()
+        span = Span()
+        with span:
+            reports = self._match(messages, backend_id)
+            outbox = self._take_outbox(backend_id)
+        self.stats.record_batch(len(messages), span)
+        return reports, outbox
+
+    def _match(self, messages: np.ndarray, backend_id: int) -> np.ndarray:
         if self.noop:
             reports = _acks(messages)
             reports["symbol"] = global_symbol(reports["symbol"], self.shard_id, self.n_shards)
@@ -72,18 +79,16 @@ class EngineShard:
                 self._record(messages, reports)
             reports["symbol"] = global_symbol(reports["symbol"], self.shard_id, self.n_shards)
             self._route_maker_fills(reports, backend_id)
-        outbox = self._take_outbox(backend_id)
-        self.stats.record_batch(len(messages), time.perf_counter_ns() - start)
-        return reports, outbox
+        return reports
 
     def _route_maker_fills(self, reports: np.ndarray, backend_id: int) -> None:
-        fills = reports[reports["kind"] == ReportKind.FILL]
-        if not len(fills) or self.n_backends == 1:
+        if self.n_backends == 1:
             return
+        fills = compress(reports, reports["kind"] == ReportKind.FILL)
         owners = backend_of_account(fills["maker_account"], self.n_backends)
-        for backend in np.unique(owners):
+        for backend, part in split(fills, owners, self.n_backends):
             if backend != backend_id:
-                self._maker_outbox[backend].append(fills[owners == backend])
+                self._maker_outbox[backend].append(part)
 
     def _take_outbox(self, backend_id: int) -> np.ndarray:
         waiting = self._maker_outbox[backend_id]

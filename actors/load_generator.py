@@ -16,9 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
+from actors.partition import split
 from actors.routing import backend_of_account
-from actors.stage_stats import StageStats
-from actors.wire import ORDER_DTYPE
+from actors.stage_stats import Span, StageStats
+from actors.wire import ORDER_DTYPE, compress
 from engine.messages import ReportKind
 from lab.histogram import LatencyHistogram
 from lab.workload import OrderFlow
@@ -134,20 +135,21 @@ class LoadGenerator:
                 self._send(due, window)
 
     def _send(self, send_ns: np.ndarray, window: RunWindow) -> None:
-        start = time.perf_counter_ns()
-        messages = self.flow.next_batch(len(send_ns))
-        orders = np.empty(len(messages), dtype=ORDER_DTYPE)
-        for name in messages.dtype.names:
-            orders[name] = messages[name]
+        span = Span()
+        with span:
+            orders = self._build_and_send(send_ns, window)
+        self.stats.record_batch(len(orders), span)
+
+    def _build_and_send(self, send_ns: np.ndarray, window: RunWindow) -> np.ndarray:
+        orders = self.flow.next_batch(len(send_ns), ORDER_DTYPE)
         orders["send_ns"] = send_ns
         routes = backend_of_account(orders["account"], len(self.backends))
-        for backend in np.unique(routes):
-            part = orders[routes == backend]
-            task = asyncio.ensure_future(self._submit(int(backend), part, window))
+        for backend, part in split(orders, routes, len(self.backends)):
+            task = asyncio.ensure_future(self._submit(backend, part, window))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
         self.stats.note_queue(len(self._in_flight))
-        self.stats.record_batch(len(orders), time.perf_counter_ns() - start)
+        return orders
 
     async def _submit(self, backend: int, orders: np.ndarray, window: RunWindow) -> None:
         try:
@@ -157,8 +159,11 @@ class LoadGenerator:
             reports, error = None, f"{type(exc).__name__}: {exc}"[:2000]
         received = time.time_ns()
         measured = orders["send_ns"] >= window.measure_from_ns
-        for tally, mask in ((self.interval, slice(None)), (self.total, measured)):
-            self._count(tally, orders[mask], reports, received, error, mask)
+        self._count(self.interval, orders, reports, received, error, slice(None))
+        if measured.all():
+            self._count(self.total, orders, reports, received, error, slice(None))
+        elif measured.any():
+            self._count(self.total, compress(orders, measured), reports, received, error, measured)
         if reports is not None:
             self._learn(reports)
 
@@ -172,13 +177,17 @@ class LoadGenerator:
             tally.errors += n
             tally.first_error = tally.first_error or error
             return
-        seqs = orders["seq"]
         kinds = reports["kind"]
-        rejected = np.isin(seqs, reports["seq"][kinds == ReportKind.REJECT])
-        fills = np.isin(reports["seq"], seqs) & (kinds == ReportKind.FILL)
-        tally.rejects += int(rejected.sum())
-        tally.acked += n - int(rejected.sum())
-        tally.fills += int(fills.sum())
+        if isinstance(mask, slice):  # every order of the call
+            rejects = int(np.count_nonzero(kinds == ReportKind.REJECT))
+            fills = int(np.count_nonzero(kinds == ReportKind.FILL))
+        else:  # the orders selected by ``mask`` (seqs rise within a batch)
+            selected = orders["seq"]
+            rejects = _count_seqs(selected, reports["seq"][kinds == ReportKind.REJECT])
+            fills = _count_seqs(selected, reports["seq"][kinds == ReportKind.FILL])
+        tally.rejects += rejects
+        tally.acked += n - rejects
+        tally.fills += fills
         latency = np.maximum(received - orders["send_ns"], 0)
         tally.latency.record_many(latency)
         if len(tally.samples) < _SAMPLES_PER_INTERVAL:
@@ -187,13 +196,19 @@ class LoadGenerator:
     def _learn(self, reports: np.ndarray) -> None:
         """Follow the market: forget orders that are gone, move the mids to the last trades."""
         kinds = reports["kind"]
-        fills = reports[kinds == ReportKind.FILL]
-        if len(fills):
-            self.flow.mids[fills["symbol"]] = fills["price"]
-        gone = np.isin(kinds, _GONE) | ((kinds == ReportKind.FILL) & (reports["leaves"] == 0))
-        if gone.any():
-            syms, ids = self.flow.live_orders
-            self.flow.keep_only(~np.isin(ids, reports["order_id"][gone]))
+        fill = kinds == ReportKind.FILL
+        if fill.any():
+            self.flow.mids[reports["symbol"][fill]] = reports["price"][fill]
+        gone = np.isin(kinds, _GONE) | (fill & (reports["leaves"] == 0))
+        self.flow.forget(reports["order_id"][gone])
+
+
+def _count_seqs(selected: np.ndarray, seqs: np.ndarray) -> int:
+    """How many of ``seqs`` are in the sorted array ``selected``."""
+    if not len(selected) or not len(seqs):
+        return 0
+    at = np.minimum(np.searchsorted(selected, seqs), len(selected) - 1)
+    return int(np.count_nonzero(selected[at] == seqs))
 
 
 class _Arrivals:

@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.messages import MESSAGE_DTYPE
 
-__all__ = ["ORDER_DTYPE", "BadBatch", "check_batch", "to_messages"]
+__all__ = ["ORDER_DTYPE", "BadBatch", "check_batch", "to_messages", "take", "compress"]
 
 ORDER_DTYPE = np.dtype(MESSAGE_DTYPE.descr + [("send_ns", "<i8")])
 
@@ -54,3 +54,21 @@ def to_messages(orders: np.ndarray) -> np.ndarray:
     for name in MESSAGE_DTYPE.names:
         out[name] = orders[name]
     return out
+
+
+def _as_void(batch: np.ndarray) -> np.ndarray:
+    return batch.view(np.dtype((np.void, batch.dtype.itemsize)))
+
+
+def take(batch: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``batch[index]`` for a structured array, as whole-record copies.
+
+    NumPy gathers structured records field by field, about 15x slower than
+    the same bytes viewed as opaque records.
+    """
+    return _as_void(np.ascontiguousarray(batch))[index].view(batch.dtype)
+
+
+def compress(batch: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``batch[mask]`` for a structured array (see :func:`take`)."""
+    return take(batch, np.flatnonzero(mask))

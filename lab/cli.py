@@ -56,10 +56,15 @@ def run(
 @app.command()
 def sweep(
     config: Path = typer.Argument(..., help="Experiment config (YAML)."),
-    vary: list[str] = typer.Option(..., "--vary", help="KEY=V1,V2,... (repeatable)."),
-    repeat: int = typer.Option(1, "--repeat", help="Runs per point."),
+    vary: list[str] = typer.Option(
+        [], "--vary", help="KEY=V1,V2,... (repeatable; default: the config's sweep.vary)."
+    ),
+    repeat: int | None = typer.Option(None, "--repeat", help="Runs per point."),
     layout: str = typer.Option("single-host", "--layout", help="Named layout in the config."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value."),
+    report_dir: Path | None = typer.Option(
+        None, "--report", help="Also write the sweep's report (PNGs + HTML) here."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Run a scaling sweep, fit the USL and name the stage that saturates first."""
@@ -76,14 +81,25 @@ def sweep(
             )
 
     summary = run_sweep(
-        str(config), parse_vary(vary), repeat=repeat, layout=layout, overrides=set_, on_run=progress
+        str(config),
+        parse_vary(vary) or None,
+        repeat=repeat,
+        layout=layout,
+        overrides=set_,
+        on_run=progress,
     )
+    if report_dir is not None:
+        from lab.report import write_report
+
+        summary["report"] = str(write_report(summary, report_dir))
     if json_out:
         import json
 
         typer.echo(json.dumps(summary))
     else:
         print_sweep(summary)
+        if report_dir is not None:
+            typer.echo(f"report: {summary['report']}")
 
 
 @app.command()

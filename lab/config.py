@@ -62,6 +62,7 @@ __all__ = [
     "ResourcesConfig",
     "ResultsConfig",
     "ThresholdsConfig",
+    "SweepConfig",
     "KubeRayConfig",
     "Layout",
     "ExperimentConfig",
@@ -354,6 +355,17 @@ class Layout(_Section):
         return self
 
 
+Scalar = StrictBool | Int | Float | Str
+
+
+class SweepConfig(_Section):
+    """The ``sweep`` section: what ``lab sweep CONFIG`` varies when given no ``--vary``."""
+
+    #: dotted config key (or ``layout``) -> the values it takes, in order
+    vary: dict[Str, list[Scalar]] = Field(default_factory=dict)
+    repeat: Int = Field(1, ge=1)  #: runs per point
+
+
 class ExperimentConfig(_Section):
     """The whole experiment: one sub-config per YAML section, each with defaults."""
 
@@ -364,6 +376,7 @@ class ExperimentConfig(_Section):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
     #: named layouts; ``single-host`` (one local Ray node) is always there unless redefined
     layouts: dict[Str, Layout] = Field(default_factory=dict, validate_default=True)
 

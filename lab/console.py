@@ -148,3 +148,5 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     bottleneck = summary.get("bottleneck") or {}
     if bottleneck.get("explanation"):
         console.print(f"  bottleneck: {bottleneck['explanation']}")
+    for finding in summary.get("findings") or []:
+        console.print(f"  • {finding}")

@@ -143,7 +143,8 @@ def _sweep_page(data: dict, out: Path) -> str:
     points, usl, amdahl = data["points"], data["usl"], data["amdahl"]
     retro, neck = data.get("retrograde") or {}, data.get("bottleneck") or {}
     vary = data.get("vary") or {}
-    figures = sweep_plots(data, out, _n_label(vary))
+    n_key = data.get("n_key")
+    figures = sweep_plots(data, out, f"N ({n_key})" if n_key else _n_label(vary))
     measured = [p for p in points if p["orders_per_s"]["mean"] is not None]
     best = max(measured, key=lambda p: p["orders_per_s"]["mean"], default=None)
     pairs = [("points measured", f"{len(measured)} of {len(points)}")]
@@ -175,6 +176,7 @@ def _sweep_page(data: dict, out: Path) -> str:
             f"<p{'' if usl.get('ok') else ' class=note'}>{_e(interpretation)}</p>"
             f"<p>{_e(neck.get('explanation', ''))}</p>",
         ),
+        ("Findings", _findings_list(data.get("findings") or [])),
         ("Plots", "".join(_figure(caption, path) for caption, path in figures)),
         ("Points", _points_table(points, list(vary))),
         ("Model fits", _fits_table(usl, amdahl)),
@@ -195,6 +197,12 @@ def _sweep_page(data: dict, out: Path) -> str:
     title = f"Sweep: {data.get('name') or data.get('sweep_id') or 'unnamed'}"
     subtitle = " · ".join(str(v) for v in (data.get("sweep_id"), data.get("created_at")) if v)
     return _page(title, subtitle, sections)
+
+
+def _findings_list(items: list[str]) -> str:
+    if not items:
+        return "<p class=note>No findings recorded for this sweep.</p>"
+    return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
 
 
 def _points_table(points: list[dict], keys: list[str]) -> str:

@@ -4,10 +4,12 @@
     summary = sweep("configs/bench-single-host.yaml",
                     {"topology.backends": [1, 2, 4, 8, 12, 16]}, repeat=3)
 
-Points run in sequence on one Ray cluster (started once for the sweep).
-The summary holds, per point, the mean throughput with a confidence
-interval and the p99, plus the USL and Amdahl fits over the first varied key
-and the stage that saturated first (:mod:`lab.scaling`).
+Points run in sequence on one Ray cluster per layout (started once). The
+pseudo-key ``layout`` may be varied too, to compare layouts point by point.
+The summary holds, per point, the mean throughput with a confidence interval
+and the p99, the USL and Amdahl fits over the first numeric varied key, the
+stage that saturated first (:mod:`lab.scaling`) and plain-language findings
+(:mod:`lab.findings`).
 """
 
 import itertools
@@ -18,11 +20,15 @@ from lab.config import ExperimentConfig, load_config
 from lab.environment import describe_environment
 from lab.errors import ConfigError
 from lab.experiment import DEFAULT_LAYOUT, Experiment
+from lab.findings import findings
 from lab.result import Result
 from lab.results import ResultStore, new_run_id
 from lab.runtime import RayRuntime
 
-__all__ = ["sweep", "parse_vary"]
+__all__ = ["sweep", "parse_vary", "LAYOUT_KEY"]
+
+#: The pseudo-key that varies the layout instead of a config value.
+LAYOUT_KEY = "layout"
 
 
 def parse_vary(items: Sequence[str]) -> dict[str, list[str]]:
@@ -38,50 +44,67 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[str]]:
 
 def sweep(
     config: str | ExperimentConfig,
-    vary: Mapping[str, Sequence],
-    repeat: int = 1,
+    vary: Mapping[str, Sequence] | None = None,
+    repeat: int | None = None,
     layout: str = DEFAULT_LAYOUT,
     overrides: Sequence[str] = (),
     on_run: Callable[[dict, Result], None] | None = None,
     store: bool = True,
 ) -> dict:
-    """Run every combination of ``vary`` ``repeat`` times; returns the sweep summary."""
+    """Run every combination of ``vary`` ``repeat`` times; returns the sweep summary.
+
+    ``vary`` and ``repeat`` default to the config's ``sweep`` section.
+    """
     from lab.scaling import summarize_sweep
 
+    base = load_config(config, overrides) if isinstance(config, str) else config
+    vary = dict(vary or base.sweep.vary)
+    repeat = base.sweep.repeat if repeat is None else repeat
     if repeat < 1:
         raise ConfigError(f"--repeat must be at least 1, got {repeat}")
     if not vary:
-        raise ConfigError("a sweep needs at least one --vary KEY=V1,V2,...")
-    base = load_config(config, overrides) if isinstance(config, str) else config
+        raise ConfigError(
+            f"{base.source}: nothing to sweep: give --vary KEY=V1,V2,... or a sweep.vary section"
+        )
     keys = list(vary)
+    n_key = next((k for k in keys if k != LAYOUT_KEY), keys[0])
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*vary.values())]
     # Every point's config is checked before anything runs.
-    experiments = [
-        Experiment(base.with_overrides([f"{k}={v}" for k, v in combo.items()]), layout)
-        for combo in combos
-    ]
+    plan = []
+    for combo in combos:
+        sets = [f"{k}={v}" for k, v in combo.items() if k != LAYOUT_KEY]
+        point_layout = str(combo.get(LAYOUT_KEY, layout))
+        plan.append((combo, Experiment(base.with_overrides(sets), point_layout)))
+
     sweep_id = new_run_id("sweep")
     points = []
-    with RayRuntime(experiments[0].layout):
-        for combo, experiment in zip(combos, experiments, strict=True):
-            runs = []
-            for _ in range(repeat):
-                result = experiment.run(store=store, kind="sweep-point", sweep_id=sweep_id)
-                runs.append(result)
-                if on_run is not None:
-                    on_run(combo, result)
-            points.append(_point(combo, keys[0], runs, experiment.config))
+    # One cluster per layout, points in the order given within it.
+    for layout_name in dict.fromkeys(exp.layout_name for _, exp in plan):
+        group = [(c, e) for c, e in plan if e.layout_name == layout_name]
+        with RayRuntime(group[0][1].layout):
+            for combo, experiment in group:
+                runs = []
+                for _ in range(repeat):
+                    result = experiment.run(store=store, kind="sweep-point", sweep_id=sweep_id)
+                    runs.append(result)
+                    if on_run is not None:
+                        on_run(combo, result)
+                points.append(_point(combo, n_key, runs, experiment.config))
+    order = {id(c): i for i, (c, _) in enumerate(plan)}
+    points.sort(key=lambda p: order[p.pop("_combo_id")])
     summary = summarize_sweep(points)
     summary.update(
         sweep_id=sweep_id,
         name=base.experiment.name,
-        layout=layout,
+        layout=", ".join(dict.fromkeys(exp.layout_name for _, exp in plan)),
+        n_key=n_key,
         vary={k: list(v) for k, v in vary.items()},
         repeat=repeat,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config=base.to_dict(),
         environment=describe_environment(),
     )
+    summary["findings"] = findings(summary["points"], n_key)
     if store:
         with ResultStore.open(base.results.url) as results:
             results.save_sweep(summary)
@@ -91,6 +114,7 @@ def sweep(
 def _point(combo: dict, n_key: str, runs: list[Result], config: ExperimentConfig) -> dict:
     rate = config.workload.rate
     return {
+        "_combo_id": id(combo),
         "values": {k: _number(v) for k, v in combo.items()},
         "n": _number(combo[n_key]),
         "orders_per_s_runs": [r.orders_per_s for r in runs],

@@ -18,6 +18,8 @@ from engine.messages import MESSAGE_DTYPE
 
 __all__ = ["FlowParams", "OrderFlow"]
 
+_FIELDS = ("seq", "order_id", "account", "price", "qty", "symbol", "action", "side", "type")
+
 # Kinds of generated message, in the order of FlowParams' mix.
 _LIMIT, _MARKET, _IOC, _CANCEL, _MODIFY = range(5)
 
@@ -35,14 +37,14 @@ class FlowParams(NamedTuple):
 
 @njit
 def _build(
-    out,
-    kind,
-    sym_u,
-    acct,
-    side_u,
-    off,
-    qty,
-    pick,
+    cols,
+    u,
+    cum_mix,
+    symbols,
+    accounts,
+    log_decay,
+    levels,
+    max_qty,
     mids,
     first_id,
     pool_sym,
@@ -53,65 +55,93 @@ def _build(
     seq0,
     through,
 ):
-    """Fill ``out`` from pre-drawn randoms; returns the live-pool size after it."""
+    """Fill the message columns from pre-drawn randoms; returns (pool size, next id).
+
+    ``cols`` are field views (seq, order_id, account, price, qty, symbol,
+    action, side, type): Numba writes through them far faster than through
+    records.
+    """
+    o_seq, o_id, o_acct, o_price, o_qty, o_sym, o_action, o_side, o_type = cols
     n = pool_n
     cap = pool_id.shape[0]
     oid = first_id
-    for i in range(out.shape[0]):
-        m = out[i]
-        m.seq = seq0 + i
-        m._pad = 0
-        k = kind[i]
+    for i in range(o_seq.shape[0]):
+        o_seq[i] = seq0 + i
+        # Six uniforms per message: kind, symbol, account, side, price offset, qty;
+        # the pick of a live order reuses the account's uniform.
+        k = 0
+        while k < _MODIFY and u[0, i] >= cum_mix[k]:
+            k += 1
+        sym = np.int32(u[1, i] * symbols)
+        acct = 1 + np.int64(u[2, i] * accounts)
+        buy = u[3, i] < 0.5
+        # Geometric fall-off by inverse transform: P(off = j) ~ decay**j.
+        off = min(np.int64(np.log1p(-u[4, i]) / log_decay), levels)
+        qty = 1 + np.int64(u[5, i] * max_qty)
+        pick = np.int64(u[2, i] * 4503599627370496.0)  # 2**52
         if (k == _CANCEL or k == _MODIFY) and n == 0:
             k = _LIMIT
         if k == _CANCEL or k == _MODIFY:
-            j = pick[i] % n
-            m.symbol = pool_sym[j]
-            m.order_id = pool_id[j]
-            m.account = pool_acct[j]
-            m.side = 0
-            m.type = 0
+            j = pick % n
+            o_sym[i] = pool_sym[j]
+            o_id[i] = pool_id[j]
+            o_acct[i] = pool_acct[j]
+            o_side[i] = 0
+            o_type[i] = 0
             if k == _CANCEL:
-                m.action = CANCEL
-                m.price = NO_PRICE
-                m.qty = 0
+                o_action[i] = CANCEL
+                o_price[i] = NO_PRICE
+                o_qty[i] = 0
                 n -= 1
                 pool_sym[j], pool_id[j] = pool_sym[n], pool_id[n]
                 pool_acct[j], pool_price[j] = pool_acct[n], pool_price[n]
             else:
-                m.action = MODIFY
-                step = off[i] % 3 - 1  # move the price by -1, 0 or +1 tick
+                o_action[i] = MODIFY
+                step = off % 3 - 1  # move the price by -1, 0 or +1 tick
                 price = max(1, pool_price[j] + step)
                 pool_price[j] = price
-                m.price = price
-                m.qty = qty[i]
+                o_price[i] = price
+                o_qty[i] = qty
             continue
-        sym = sym_u[i]
-        side = BUY if side_u[i] else SELL
+        side = BUY if buy else SELL
         sign = 1 if side == BUY else -1
-        m.action = NEW
-        m.symbol = sym
-        m.order_id = oid
-        m.account = acct[i]
-        m.side = side
-        m.qty = qty[i]
+        o_action[i] = NEW
+        o_sym[i] = sym
+        o_id[i] = oid
+        o_acct[i] = acct
+        o_side[i] = side
+        o_qty[i] = qty
         if k == _MARKET:
-            m.type = MARKET
-            m.price = NO_PRICE
+            o_type[i] = MARKET
+            o_price[i] = NO_PRICE
         elif k == _IOC:
-            m.type = IOC
-            m.price = max(1, mids[sym] + sign * off[i])
+            o_type[i] = IOC
+            o_price[i] = max(1, mids[sym] + sign * off)
         else:
-            m.type = LIMIT
+            o_type[i] = LIMIT
             # ``through`` ticks past the mid let some limits cross and trade.
-            price = max(1, mids[sym] - sign * (off[i] - through))
-            m.price = price
-            j = n if n < cap else pick[i] % cap
-            pool_sym[j], pool_id[j], pool_acct[j], pool_price[j] = sym, oid, acct[i], price
+            price = max(1, mids[sym] - sign * (off - through))
+            o_price[i] = price
+            j = n if n < cap else pick % cap
+            pool_sym[j], pool_id[j], pool_acct[j], pool_price[j] = sym, oid, acct, price
             if n < cap:
                 n += 1
         oid += 1
     return n, oid
+
+
+@njit
+def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone_sorted):
+    """Drop pool entries whose id is in ``gone_sorted``; returns the new size."""
+    k = 0
+    for i in range(n):
+        j = np.searchsorted(gone_sorted, pool_id[i])
+        if j < gone_sorted.shape[0] and gone_sorted[j] == pool_id[i]:
+            continue
+        pool_sym[k], pool_id[k] = pool_sym[i], pool_id[i]
+        pool_acct[k], pool_price[k] = pool_acct[i], pool_price[i]
+        k += 1
+    return k
 
 
 class OrderFlow:
@@ -160,27 +190,35 @@ class OrderFlow:
             arr[: len(keep)] = arr[keep]
         self._pool_n = len(keep)
 
-    def next_batch(self, n: int) -> np.ndarray:
-        """The next ``n`` messages of the flow."""
-        p, rng = self.params, self._rng
-        kind = np.searchsorted(self._cum_mix, rng.random(n), side="right").astype(np.int8)
-        np.minimum(kind, _MODIFY, out=kind)
-        sym = rng.integers(0, p.symbols, n, dtype=np.int32)
-        acct = rng.integers(1, p.accounts + 1, n, dtype=np.int64)
-        side = rng.random(n) < 0.5
-        off = np.minimum(rng.geometric(1.0 - p.price_decay, n) - 1, p.price_levels)
-        qty = rng.integers(1, p.max_qty + 1, n, dtype=np.int64)
-        pick = rng.integers(0, 1 << 62, n, dtype=np.int64)
-        out = np.empty(n, dtype=MESSAGE_DTYPE)
+    def forget(self, order_ids: np.ndarray) -> None:
+        """Forget these orders (they traded away, were cancelled or rejected)."""
+        if len(order_ids) and self._pool_n:
+            self._pool_n = _forget(
+                self._pool_sym,
+                self._pool_id,
+                self._pool_acct,
+                self._pool_price,
+                self._pool_n,
+                np.sort(np.asarray(order_ids, dtype=np.int64)),
+            )
+
+    def next_batch(self, n: int, dtype: np.dtype = MESSAGE_DTYPE) -> np.ndarray:
+        """The next ``n`` messages of the flow, as an array of ``dtype``.
+
+        ``dtype`` must hold the message fields; any other field is zeroed.
+        """
+        p = self.params
+        out = np.zeros(n, dtype=dtype)
+        cols = tuple(out[name] for name in _FIELDS)
         self._pool_n, self._next_id = _build(
-            out,
-            kind,
-            sym,
-            acct,
-            side,
-            off.astype(np.int64),
-            qty,
-            pick,
+            cols,
+            self._rng.random((6, n)),
+            self._cum_mix,
+            p.symbols,
+            p.accounts,
+            np.log(p.price_decay),
+            p.price_levels,
+            p.max_qty,
             self.mids,
             self._next_id,
             self._pool_sym,
