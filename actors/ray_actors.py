@@ -65,7 +65,12 @@ class _Located:
     def where(self) -> dict:
         """Host, Ray node id and process of this actor."""
         context = ray.get_runtime_context()
-        return {"host": socket.gethostname(), "node_id": context.get_node_id(), "pid": os.getpid()}
+        return {
+            "host": socket.gethostname(),
+            "node_ip": ray.util.get_node_ip_address(),
+            "node_id": context.get_node_id(),
+            "pid": os.getpid(),
+        }
 
 
 class ShardActor(_Located, EngineShard):

@@ -4,7 +4,7 @@
 until first use so that ``lab replay`` and ``lab --help`` start fast.
 """
 
-__all__ = ["Experiment", "Result", "load_config"]
+__all__ = ["Experiment", "Result", "load_config", "sweep"]
 
 
 def __getattr__(name):
@@ -16,6 +16,10 @@ def __getattr__(name):
         from lab.result import Result
 
         return Result
+    if name == "sweep":
+        from lab.sweep import sweep
+
+        return sweep
     if name == "load_config":
         from lab.config import load_config
 

@@ -350,6 +350,10 @@ class Layout(_Section):
                 raise ValueError(
                     f"explicit.{kind}: node index {bad[0]} is out of range for {self.nodes} nodes"
                 )
+        if (self.netns or self.link_mbit is not None) and self.kind != "emulated":
+            raise ValueError("'netns' and 'link_mbit' apply to emulated layouts only")
+        if self.link_mbit is not None and not self.netns:
+            raise ValueError("'link_mbit' caps the links between network namespaces: set netns")
         if self.kuberay is not None and self.kind != "kuberay":
             raise ValueError(f"'kuberay' settings given for a {self.kind!r} layout")
         return self

@@ -75,12 +75,13 @@ def print_summary(result, console: Console | None = None) -> None:
     if result.first_error:
         console.print(f"  [red]first error:[/] {result.first_error.splitlines()[-1]}")
     table = Table(title="actors", title_justify="left")
-    for column in ("actor", "host", "busy", "max queue", "batches", "µs/msg", "batch p99 ms"):
-        table.add_column(column, justify="left" if column in ("actor", "host") else "right")
+    for column in ("actor", "node", "busy", "max queue", "batches", "µs/msg", "batch p99 ms"):
+        table.add_column(column, justify="left" if column in ("actor", "node") else "right")
     for name, a in result.actors.items():
+        node = f"{a.get('host', '?')} {a.get('node_ip', '')} {a.get('node_id', '')[:6]}"
         table.add_row(
             name,
-            a.get("host", "?"),
+            node,
             f"{a['busy']:.0%}",
             str(a["max_queue"]),
             f"{a['batches']:,}",

@@ -4,7 +4,8 @@
 
 - ``local``: starts Ray on this host (or, under ``ray job submit``, joins the
   job's cluster);
-- ``emulated``: starts N raylets on this host (:mod:`lab.emulated`);
+- ``emulated``: starts N raylets on this host (:mod:`lab.emulated`), with
+  ``netns: true`` each in its own network namespace (:mod:`lab.netns`);
 - ``cluster`` and ``kuberay``: joins a running cluster (``address``, else
   ``RAY_ADDRESS``, else ``auto``); a ``kuberay`` layout runs this way inside
   the RayCluster that ``lab k8s render`` describes.
@@ -20,6 +21,7 @@ import ray
 from lab.config import Layout
 from lab.emulated import EmulatedCluster
 from lab.errors import LabError
+from lab.netns import NetnsCluster
 
 __all__ = ["RayRuntime"]
 
@@ -42,7 +44,9 @@ class RayRuntime:
                 )
             return
         if kind == "emulated":
-            self._emulated = EmulatedCluster(self.layout)
+            # `netns: true` puts each node in its own network namespace (needs root).
+            cluster = NetnsCluster if self.layout.netns else EmulatedCluster
+            self._emulated = cluster(self.layout)
             self._emulated.start()
         elif kind == "local" and not os.environ.get("RAY_ADDRESS"):
             # The dashboard stays on (Ray's default) so runs can be watched there.

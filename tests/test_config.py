@@ -374,3 +374,15 @@ def test_single_host_is_always_there_unless_redefined():
     assert load("layouts: {four: {nodes: 4}}").layout("single-host") == Layout(kind="local")
     redefined = load("layouts: {single-host: {cpus_per_node: 8}}").layout("single-host")
     assert redefined.cpus_per_node == 8
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ({"kind": "local", "netns": True}, "emulated layouts only"),
+        ({"kind": "emulated", "link_mbit": 100}, "set netns"),
+    ],
+)
+def test_network_namespace_options_only_where_they_apply(layout, message):
+    with pytest.raises(ConfigError, match=message):
+        ExperimentConfig.from_dict({"layouts": {"x": layout}})
