@@ -123,7 +123,8 @@ class EngineShard:
         TRADES/BOOK/REJECTS csv, in ``lab replay``'s formats; returns the paths."""
         from pathlib import Path
 
-        from lab.replay import write_orders_csv, write_replay_outputs
+        from lab.orders_csv import write_orders_csv
+        from lab.replay import write_replay_outputs
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)

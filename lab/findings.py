@@ -8,7 +8,7 @@ per-message service time. Layouts are then compared point by point.
 
 from collections import defaultdict
 
-from lab.scaling import stage_of
+from lab.bottleneck import stage_of
 
 __all__ = ["findings", "REGRESSION_TOLERANCE"]
 

@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
 
-from lab.scaling import SATURATION_BUSY, amdahl_throughput, stage_of, usl_throughput
+from lab.bottleneck import SATURATION_BUSY, stage_of
+from lab.scaling import amdahl_throughput, usl_throughput
 
 __all__ = [
     "sweep_plots",

@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lab.bottleneck import bottleneck
 from lab.plots import run_plots, sweep_plots
-from lab.scaling import bottleneck, describe_scaling
+from lab.scaling import describe_scaling
 
 __all__ = ["write_report", "REPORT_NAME"]
 

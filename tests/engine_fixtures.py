@@ -7,6 +7,9 @@
   fields (``leaves`` included), which ``expected_reports`` turns into an array.
 - ``Session`` sends messages one at a time with fresh seqs, checks the book
   invariants after every step, and compares reports field by field.
+- The ``s`` and ``stp`` fixtures (import ``fixture_s`` / ``fixture_stp``) are
+  sessions on a 2-symbol engine without and with self-trade prevention;
+  ``rest`` sends orders that must only be acknowledged.
 """
 
 from __future__ import annotations
@@ -269,3 +272,28 @@ class Session:
 
     def book(self) -> list[tuple]:
         return book_rows(self.engine)
+
+
+# -- sessions for the rule tests ---------------------------------------------
+# Registered as ``s`` and ``stp``: test modules import ``fixture_s``/``fixture_stp``,
+# so the tests' parameters do not shadow an imported name.
+
+
+@pytest.fixture(name="s")
+def fixture_s(engine_factory):
+    """A session on a 2-symbol engine without self-trade prevention."""
+    return Session(engine_factory(n_symbols=2))
+
+
+@pytest.fixture(name="stp")
+def fixture_stp(engine_factory):
+    """A session on a 2-symbol engine with stp="cancel-newest"."""
+    return Session(engine_factory(n_symbols=2, stp="cancel-newest"))
+
+
+def rest(session, *msgs):
+    """Send messages that must all just rest (each yields only its ACK)."""
+    for m in msgs:
+        session.expect(
+            m, [ack(m["order_id"], m["side"], m["price"], m["qty"], account=m["account"])]
+        )

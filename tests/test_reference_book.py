@@ -1,8 +1,9 @@
 """The oracle itself: a few direct cases for ``ReferenceEngine`` and the checks.
 
-The rules are covered (for both engines) in ``test_engine_rules.py``; here we
-check the reference's own bookkeeping, and that ``check_invariants`` really
-fails on broken books, so a passing differential run means something.
+The rules are covered (for both engines) in ``test_engine_validation.py`` and
+``test_engine_semantics.py``; here we check the reference's own bookkeeping,
+and that ``check_invariants`` really fails on broken books, so a passing
+differential run means something.
 """
 
 import numpy as np

@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lab.orders_csv as orders_csv
 import lab.replay as replay
 from engine import MESSAGE_DTYPE, NO_PRICE, Action, MatchingEngine, OrderType, ReportKind, Side
 from lab.errors import InputError
-from lab.replay import read_orders_csv, replay_csv, write_orders_csv
+from lab.orders_csv import ORDER_COLUMNS, read_orders_csv, write_orders_csv
+from lab.replay import replay_csv
 from lab.workload import FlowParams, OrderFlow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,7 +164,7 @@ seq,action,order_id,account,symbol,side,type,price,qty
 
 
 def test_empty_orders_file_gives_header_only_outputs(tmp_path):
-    trades, book, rejects = replay_text(tmp_path, ",".join(replay.ORDER_COLUMNS) + "\n")
+    trades, book, rejects = replay_text(tmp_path, ",".join(ORDER_COLUMNS) + "\n")
     assert trades == "seq,symbol,taker_id,maker_id,price,qty\n"
     assert book == "symbol,side,order_id,price,qty\n"
     assert rejects == "seq,order_id,reason\n"
@@ -321,7 +323,7 @@ def test_plain_files_take_the_vectorised_path(tmp_path, monkeypatch):
     def refuse(*args):
         raise AssertionError("the row-by-row reader was used")
 
-    monkeypatch.setattr(replay, "_read_slow", refuse)
+    monkeypatch.setattr(orders_csv, "_read_slow", refuse)
     got = read_orders_csv(path)
     np.testing.assert_array_equal(got[0], expected[0])
 
@@ -371,9 +373,7 @@ def test_vectorised_and_row_by_row_readers_agree_on_random_files(tmp_path):
     for trial in range(400):
         rows = [HEADER]
         for _ in range(rng.randint(0, 12)):
-            fields = [
-                _random_field(rng, c) if rng.random() < 0.3 else None for c in replay.ORDER_COLUMNS
-            ]
+            fields = [_random_field(rng, c) if rng.random() < 0.3 else None for c in ORDER_COLUMNS]
             base = ["1", "NEW", "1", "1", "AAPL", "B", "LIMIT", "10", "1"]
             row = [f if f is not None else b for f, b in zip(fields, base, strict=True)]
             if rng.random() < 0.02:
@@ -382,7 +382,7 @@ def test_vectorised_and_row_by_row_readers_agree_on_random_files(tmp_path):
         data = ("\n".join(rows) + ("\n" if trial % 3 else "")).encode()
         path.write_bytes(data)
         fast = _outcome(read_orders_csv, path)
-        slow = _outcome(replay._read_slow, path, data)
+        slow = _outcome(orders_csv._read_slow, path, data)
         assert fast == slow, data.decode()
         seen.add(fast[0])
     assert seen == {"ok", "error"}
@@ -436,7 +436,7 @@ def test_vectorised_reader_parses_every_width_of_integer(tmp_path, monkeypatch):
     rows = [HEADER] + [f"{v},NEW,{v},{v},S,B,LIMIT,{v},{v}" for v in values]
     path = tmp_path / "ORDERS.csv"
     path.write_text("\n".join(rows) + "\n")
-    monkeypatch.setattr(replay, "_read_slow", None)  # must not be needed
+    monkeypatch.setattr(orders_csv, "_read_slow", None)  # must not be needed
     messages, _ = read_orders_csv(path)
     for name in ("seq", "order_id", "account", "price", "qty"):
         assert messages[name].tolist() == values

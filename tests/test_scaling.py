@@ -7,18 +7,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lab.bottleneck import SATURATION_BUSY, bottleneck, first_saturated, stage_of
 from lab.scaling import (
     MIN_POINTS,
-    SATURATION_BUSY,
     amdahl_throughput,
-    bottleneck,
     efficiency,
-    first_saturated,
     fit_amdahl,
     fit_usl,
     mean_ci,
     retrograde,
-    stage_of,
     summarize_sweep,
     usl_throughput,
 )

@@ -1,4 +1,4 @@
-"""One hand-written scenario per rule of the engine contract.
+"""The engine contract, semantics: matching, FIFO, MARKET/IOC/FOK, CANCEL, MODIFY, STP, ids.
 
 Every test runs against both the pure-Python reference and the Numba engine
 (``engine_factory``), asserts the exact reports of each message and the final
@@ -6,8 +6,7 @@ book, and checks the book invariants after every message (``Session``).
 """
 
 import numpy as np
-import pytest
-from engine_fixtures import (  # noqa: F401  (engine_factory is a fixture)
+from engine_fixtures import (  # noqa: F401  (engine_factory and fixture_* are fixtures)
     BOOK_FIELDS,
     BUY,
     FOK,
@@ -15,7 +14,6 @@ from engine_fixtures import (  # noqa: F401  (engine_factory is a fixture)
     LIMIT,
     MARKET,
     SELL,
-    Session,
     ack,
     assert_same_reports,
     cancel,
@@ -24,203 +22,19 @@ from engine_fixtures import (  # noqa: F401  (engine_factory is a fixture)
     expected_reports,
     expired,
     fill,
+    fixture_s,
+    fixture_stp,
     message,
     modified,
     modify,
     new,
-    reject_of,
+    rest,
     to_batch,
 )
 
 from engine.messages import NO_PRICE, REPORT_DTYPE, Action, Reason
 
 ST = Reason.SELF_TRADE
-
-
-@pytest.fixture
-def s(engine_factory):  # noqa: F811
-    """A session on a 2-symbol engine without self-trade prevention."""
-    return Session(engine_factory(n_symbols=2))
-
-
-@pytest.fixture
-def stp(engine_factory):  # noqa: F811
-    """A session on a 2-symbol engine with stp="cancel-newest"."""
-    return Session(engine_factory(n_symbols=2, stp="cancel-newest"))
-
-
-def rest(session, *msgs):
-    """Send messages that must all just rest (each yields only its ACK)."""
-    for m in msgs:
-        session.expect(
-            m, [ack(m["order_id"], m["side"], m["price"], m["qty"], account=m["account"])]
-        )
-
-
-# -- validation -------------------------------------------------------------
-
-
-def test_reject_bad_action(s):
-    for action in (0, 4, -1, 127):
-        m = message(action, 7, side=BUY, price=100, qty=5, type=LIMIT, account=3)
-        s.expect(m, [reject_of(m, Reason.BAD_ACTION)])
-    assert s.book() == []
-
-
-def test_reject_bad_action_checked_before_bad_symbol(s):
-    m = message(9, 1, side=BUY, price=100, qty=5, type=LIMIT, account=1, symbol=99)
-    s.expect(m, [reject_of(m, Reason.BAD_ACTION)])
-
-
-def test_reject_bad_symbol(s):
-    for symbol in (-1, 2, 1000):
-        for m in (
-            new(1, BUY, 100, 5, symbol=symbol),
-            cancel(1, symbol=symbol),
-            modify(1, 100, 5, symbol=symbol),
-        ):
-            s.expect(m, [reject_of(m, Reason.BAD_SYMBOL)])
-    assert s.book() == []
-
-
-def test_reject_bad_side(s):
-    for side in (0, 3, -1):
-        m = new(1, side, 100, 5)
-        s.expect(m, [reject_of(m, Reason.BAD_SIDE)])
-    assert s.book() == []
-
-
-def test_reject_bad_type(s):
-    for otype in (0, 5, -2):
-        m = new(1, BUY, 100, 5, type=otype)
-        s.expect(m, [reject_of(m, Reason.BAD_TYPE)])
-    assert s.book() == []
-
-
-def test_reject_bad_qty(s):
-    for otype in (LIMIT, MARKET, IOC, FOK):
-        for qty in (0, -1, -100):
-            m = new(1, SELL, 100, qty, type=otype)
-            s.expect(m, [reject_of(m, Reason.BAD_QTY)])
-    assert s.book() == []
-
-
-def test_reject_bad_price(s):
-    for otype in (LIMIT, IOC, FOK):
-        for price in (NO_PRICE, 0, -5):
-            m = new(1, BUY, price, 5, type=otype)
-            s.expect(m, [reject_of(m, Reason.BAD_PRICE)])
-    assert s.book() == []
-
-
-def test_market_ignores_its_price(s):
-    rest(s, new(1, SELL, 100, 10, account=2))
-    for i, price in enumerate((NO_PRICE, 0, -5, 1)):
-        m = new(10 + i, BUY, price, 1, type=MARKET)
-        s.expect(
-            m,
-            [
-                ack(10 + i, BUY, NO_PRICE, 1),
-                fill(
-                    10 + i, BUY, 100, 1, maker_id=1, maker_account=2, leaves=0, maker_leaves=9 - i
-                ),
-            ],
-        )
-    assert s.book() == [(0, SELL, 1, 2, 100, 6)]
-
-
-def test_reject_duplicate_order_id(s):
-    rest(s, new(1, BUY, 100, 5))
-    for m in (
-        new(1, BUY, 99, 1),
-        new(1, SELL, 200, 1),
-        new(1, SELL, 0, 1, type=MARKET),
-        new(1, SELL, 100, 1, type=FOK),
-    ):
-        s.expect(m, [reject_of(m, Reason.DUPLICATE_ORDER_ID)])
-    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
-
-
-def test_new_validation_order(s):
-    rest(s, new(1, BUY, 100, 5))
-    cases = [
-        (new(1, 0, -1, 0, type=0), Reason.BAD_SIDE),
-        (new(1, BUY, -1, 0, type=0), Reason.BAD_TYPE),
-        (new(1, BUY, -1, 0, type=LIMIT), Reason.BAD_QTY),
-        (new(1, BUY, -1, 3, type=LIMIT), Reason.BAD_PRICE),
-        (new(1, BUY, 100, 3, type=LIMIT), Reason.DUPLICATE_ORDER_ID),
-    ]
-    for m, reason in cases:
-        s.expect(m, [reject_of(m, reason)])
-    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
-
-
-def test_duplicate_id_allowed_in_another_symbol(s):
-    rest(s, new(1, BUY, 100, 5, symbol=0), new(1, BUY, 100, 5, symbol=1))
-    assert s.book() == [(0, BUY, 1, 1, 100, 5), (1, BUY, 1, 1, 100, 5)]
-
-
-def test_id_reusable_after_filled(s):
-    rest(s, new(1, SELL, 100, 2, account=2))
-    s.expect(
-        new(2, BUY, 100, 2),
-        [
-            ack(2, BUY, 100, 2),
-            fill(2, BUY, 100, 2, maker_id=1, maker_account=2, leaves=0, maker_leaves=0),
-        ],
-    )
-    rest(s, new(1, BUY, 90, 3), new(2, BUY, 91, 4))
-    assert s.book() == [(0, BUY, 2, 1, 91, 4), (0, BUY, 1, 1, 90, 3)]
-
-
-def test_id_reusable_after_cancelled(s):
-    rest(s, new(1, SELL, 100, 2))
-    s.expect(cancel(1), [canceled(1, SELL, 100, 2)])
-    rest(s, new(1, SELL, 101, 7))
-    assert s.book() == [(0, SELL, 1, 1, 101, 7)]
-
-
-def test_id_of_expired_order_is_free(s):
-    s.expect(new(1, BUY, 100, 2, type=IOC), [ack(1, BUY, 100, 2), expired(1, BUY, 100, 2)])
-    rest(s, new(1, BUY, 100, 2))
-
-
-def test_cancel_unknown_order(s):
-    rest(s, new(1, BUY, 100, 5, symbol=0))
-    for m in (cancel(2), cancel(1, symbol=1)):
-        s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
-    s.expect(cancel(1), [canceled(1, BUY, 100, 5)])
-    m = cancel(1)
-    s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
-
-
-def test_modify_bad_qty(s):
-    rest(s, new(1, BUY, 100, 5))
-    for m in (modify(1, 100, -1), modify(9, -7, -1)):  # before the id and price checks
-        s.expect(m, [reject_of(m, Reason.BAD_QTY)])
-    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
-
-
-def test_modify_unknown_order(s):
-    rest(s, new(1, BUY, 100, 5, symbol=0))
-    for m in (modify(2, 100, 3), modify(1, 100, 3, symbol=1), modify(2, -3, 3), modify(2, 100, 0)):
-        s.expect(m, [reject_of(m, Reason.UNKNOWN_ORDER)])
-    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
-
-
-def test_modify_bad_price(s):
-    rest(s, new(1, BUY, 100, 5))
-    for price in (0, -1):
-        m = modify(1, price, 3)
-        s.expect(m, [reject_of(m, Reason.BAD_PRICE)])
-    assert s.book() == [(0, BUY, 1, 1, 100, 5)]
-
-
-def test_modify_qty_zero_cancels_whatever_price(s):
-    for i, price in enumerate((NO_PRICE, -3, 0, 100, 250)):
-        rest(s, new(i, SELL, 100, 5, account=4))
-        s.expect(modify(i, price, 0, account=9, side=BUY), [canceled(i, SELL, 100, 5, account=4)])
-    assert s.book() == []
 
 
 # -- LIMIT --------------------------------------------------------------------
@@ -662,6 +476,39 @@ def test_stp_none_allows_self_trade(s):
         [ack(2, BUY, 100, 3), fill(2, BUY, 100, 3, maker_id=1, leaves=0, maker_leaves=2)],
     )
     assert s.book() == [(0, SELL, 1, 1, 100, 2)]
+
+
+# -- order ids -----------------------------------------------------------------
+
+
+def test_duplicate_id_allowed_in_another_symbol(s):
+    rest(s, new(1, BUY, 100, 5, symbol=0), new(1, BUY, 100, 5, symbol=1))
+    assert s.book() == [(0, BUY, 1, 1, 100, 5), (1, BUY, 1, 1, 100, 5)]
+
+
+def test_id_reusable_after_filled(s):
+    rest(s, new(1, SELL, 100, 2, account=2))
+    s.expect(
+        new(2, BUY, 100, 2),
+        [
+            ack(2, BUY, 100, 2),
+            fill(2, BUY, 100, 2, maker_id=1, maker_account=2, leaves=0, maker_leaves=0),
+        ],
+    )
+    rest(s, new(1, BUY, 90, 3), new(2, BUY, 91, 4))
+    assert s.book() == [(0, BUY, 2, 1, 91, 4), (0, BUY, 1, 1, 90, 3)]
+
+
+def test_id_reusable_after_cancelled(s):
+    rest(s, new(1, SELL, 100, 2))
+    s.expect(cancel(1), [canceled(1, SELL, 100, 2)])
+    rest(s, new(1, SELL, 101, 7))
+    assert s.book() == [(0, SELL, 1, 1, 101, 7)]
+
+
+def test_id_of_expired_order_is_free(s):
+    s.expect(new(1, BUY, 100, 2, type=IOC), [ack(1, BUY, 100, 2), expired(1, BUY, 100, 2)])
+    rest(s, new(1, BUY, 100, 2))
 
 
 # -- batches, symbols, listing ----------------------------------------------------------
