@@ -167,3 +167,33 @@ def _with_send_time(batch):
     for name in batch.dtype.names:
         out[name] = batch[name]
     return out
+
+
+def test_submissions_waiting_on_busy_shards_share_one_call_and_get_their_own_reports():
+    shards, (backend,) = build(n_shards=1, n_symbols=2)
+    calls = []
+
+    class SlowShard:
+        async def process(self, messages, backend_id):
+            calls.append(len(messages))
+            await asyncio.sleep(0.05)
+            return shards[0].process(messages, backend_id)
+
+    backend.shards = [SlowShard()]
+
+    async def three_clients():
+        # Every client numbers its orders from 0, so seqs collide across them.
+        first = asyncio.ensure_future(backend.submit(orders(new(1, 1, 0, BUY, 100, 5))))
+        await asyncio.sleep(0.01)  # the first is at the shard; the next two wait together
+        return await asyncio.gather(
+            first,
+            backend.submit(orders(new(2, 2, 0, SELL, 100, 2), new(3, 2, 0, SELL, 101, 1))),
+            backend.submit(orders(new(4, 3, 1, BUY, 50, 1))),
+        )
+
+    a, b, c = asyncio.run(three_clients())
+    assert calls == [1, 3]
+    assert a["order_id"].tolist() == [1] and a["seq"].tolist() == [0]
+    assert sorted(set(b["order_id"])) == [2, 3] and set(b["seq"]) == {0, 1}
+    assert b[b["kind"] == ReportKind.FILL]["maker_id"].tolist() == [1]
+    assert c["order_id"].tolist() == [4] and c["seq"].tolist() == [0]
