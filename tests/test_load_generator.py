@@ -53,10 +53,10 @@ def test_a_stall_is_counted_for_every_order_intended_during_it():
     latency = LatencyHistogram.from_dict(tally["latency"])
     # With one batch in flight the sender waits out the stall; the orders it should have
     # sent meanwhile still carry their intended times, so their latency shows the stall.
+    assert latency.count == tally["sent"]  # every order got its latency
     assert latency.max >= 0.25e9
     slow_share = 1 - _share_below(latency, 0.1e9)
     assert slow_share > 0.1  # ~0.3 s of 1.2 s of orders waited
-    assert latency.percentile(50) < 0.1e9
 
 
 def test_warmup_orders_are_left_out_of_the_measured_tally():
