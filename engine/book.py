@@ -7,6 +7,7 @@ offers snapshots, restore and a state hash for deterministic replay.
 
 import hashlib
 import io
+import sys
 
 import numpy as np
 
@@ -28,6 +29,20 @@ RESTING_DTYPE = np.dtype(
 )
 
 _STP_MODES = {"none": STP_NONE, "cancel-newest": STP_CANCEL_NEWEST}
+
+#: Bumped when the state arrays change meaning: snapshots of another layout are refused.
+_LAYOUT = 2
+
+# The kernels write reports as int64 words, the last one packing the small
+# fields (kernels._emit): that needs this exact little-endian layout.
+assert sys.byteorder == "little"
+assert REPORT_DTYPE.itemsize == 8 * kernels.REPORT_WORDS
+assert MESSAGE_DTYPE.itemsize == 8 * kernels.MESSAGE_WORDS
+for _dtype, _fields in (
+    (REPORT_DTYPE, {"symbol": 72, "kind": 76, "reason": 77, "side": 78}),
+    (MESSAGE_DTYPE, {"symbol": 40, "action": 44, "side": 45, "type": 46}),
+):
+    assert all(_dtype.fields[name][1] == offset for name, offset in _fields.items())
 
 
 def stp_mode(name: str) -> int:
@@ -53,6 +68,7 @@ class MatchingEngine:
         #: Messages processed so far (accepted or rejected).
         self.messages = 0
         self._out = np.empty(0, dtype=REPORT_DTYPE)
+        self._pipe = np.zeros(4 * kernels.PIPE, dtype=np.int64)  # kernel scratch
 
     def process(self, batch: np.ndarray, *, copy: bool = True) -> np.ndarray:
         """Apply a batch of ``MESSAGE_DTYPE`` messages; return their ``REPORT_DTYPE`` reports.
@@ -63,11 +79,13 @@ class MatchingEngine:
         if not isinstance(batch, np.ndarray) or batch.dtype != MESSAGE_DTYPE or batch.ndim != 1:
             raise TypeError("batch must be a 1-d NumPy array of engine.MESSAGE_DTYPE")
         batch = np.ascontiguousarray(batch)
+        msgs = batch.view(np.int64)
         out = self._report_buffer(2 * len(batch) + 16)
         i, n = 0, 0
         while True:
+            words = out.view(np.int64)
             i, n, need = kernels.process_batch(
-                self._st, batch, i, out, n, self.n_symbols, self._stp
+                self._st, msgs, i, words, n, self.n_symbols, self._stp, self._pipe
             )
             if not need:
                 break
@@ -88,7 +106,8 @@ class MatchingEngine:
         return self._out
 
     def _worst_fills(self, msg) -> int:
-        return int(min(max(int(msg["qty"]), 0), int(self._st.side_cnt.sum()))) + 3
+        resting = int(self._st.counters[kernels.C_RESTING])
+        return int(min(max(int(msg["qty"]), 0), resting)) + 3
 
     @property
     def n_resting(self) -> int:
@@ -118,8 +137,9 @@ class MatchingEngine:
         st = self._st
         best = []
         for bs in (2 * symbol, 2 * symbol + 1):
-            n = st.side_n[bs]
-            best.append(int(st.levels[st.side_lvls[bs, n - 1], kernels.L_PRICE]) if n else None)
+            level = int(st.books[bs * kernels.SIDE_WIDTH + kernels.B_BEST])
+            at = level * kernels.ROW_WIDTH + kernels.L_PRICE
+            best.append(None if level < 0 else int(st.levels[at]))
         return best[0], best[1]
 
     def memory_bytes(self) -> int:
@@ -129,14 +149,17 @@ class MatchingEngine:
     def snapshot(self) -> bytes:
         """The whole state as bytes (NumPy ``.npz``, no pickle)."""
         buf = io.BytesIO()
-        meta = np.array([self.n_symbols, self._stp, self.messages], dtype=np.int64)
+        meta = np.array([self.n_symbols, self._stp, self.messages, _LAYOUT], dtype=np.int64)
         np.savez(buf, _meta=meta, **self._st._asdict())
         return buf.getvalue()
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with one taken by :meth:`snapshot`."""
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            n_symbols, stp, messages = (int(v) for v in arrays["_meta"])
+            meta = [int(v) for v in arrays["_meta"]]
+            if len(meta) != 4 or meta[3] != _LAYOUT:
+                raise ValueError("snapshot was taken by an engine with another state layout")
+            n_symbols, stp, messages, _ = meta
             st = state_from_arrays(arrays)
         self.n_symbols = n_symbols
         self._stp = stp

@@ -1,4 +1,4 @@
-"""The one place where Numba's compile flags are set.
+"""The one place where Numba's compile flags are set, and a prefetch hint.
 
 - ``cache=True``: actors and tests load compiled kernels from disk instead of
   recompiling.
@@ -9,8 +9,12 @@
 """
 
 import numba
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
-__all__ = ["JIT_OPTIONS", "njit", "njit_inline"]
+__all__ = ["JIT_OPTIONS", "njit", "njit_inline", "prefetch"]
 
 JIT_OPTIONS = {
     "cache": True,
@@ -29,3 +33,28 @@ def njit(fn):
 def njit_inline(fn):
     """Like :func:`njit`, and inlined into callers at Numba IR level."""
     return numba.njit(inline="always", **JIT_OPTIONS)(fn)
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """``prefetch(arr, i)``: start loading the cache line of ``arr[i]`` (1-d ``arr``).
+
+    Only a hint (``llvm.prefetch``, for reading, into all cache levels): it
+    never faults and never changes memory, so a stale or wrong index costs
+    only bandwidth.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        aty, ity = signature.args
+        data = context.make_array(aty)(context, builder, args[0]).data
+        i = context.cast(builder, args[1], ity, types.intp)
+        ptr = builder.bitcast(builder.gep(data, [i]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, high locality, data
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen

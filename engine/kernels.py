@@ -1,20 +1,32 @@
 """Jitted matching kernels over flat arrays.
 
 State lives in a ``BookState`` named tuple of NumPy arrays (see
-:mod:`engine.state`). Orders sit in a pool of parallel arrays linked into
-per-level FIFO lists; levels sit in a pool too, and each book side keeps the
-ids of its levels sorted so that its best level is the *last* entry (the
-common case, trading at the best price, pops from the end in O(1)). Order ids
-are found through an open-addressing hash table keyed by (symbol, order id).
+:mod:`engine.state`). Orders are 64-byte rows (one cache line) linked into
+per-level FIFO lists; levels sit in a pool too. Each book side keeps the ids
+of its levels sorted with the best last, its best level apart, and a price
+ladder: a window of prices around the best that maps a price straight to its
+level, so finding an order's level is O(1) rather than a binary search
+(prices outside the window fall back to the sorted list). Order ids are found
+through an open-addressing hash table keyed by (symbol, order id).
 
-The kernels never allocate: before each message ``_process`` checks that the
-pools can hold the worst case and, if not, stops and tells the caller which
-pool to grow (``NEED_*`` bits); the caller grows it and calls again.
+The kernels never allocate: ``process_batch`` checks, once per chunk of
+messages, that the pools can hold the chunk's worst case and, if not, stops
+and tells the caller which pool to grow (``NEED_*`` bits); the caller grows
+it and calls again.
+
+The book is far larger than the caches, so the batch loop prefetches what the
+coming messages will touch (see "prefetching" below); and hot code indexes
+flat arrays with unsigned indices (``_u``, ``_row``) because that is what
+Numba compiles best.
+
+Why one long module: Numba's on-disk cache of ``process_batch`` is invalidated
+only by this file's own timestamp, and every helper here is inlined into it,
+so splitting the helpers out would let an edit to them run stale kernels.
 """
 
 import numpy as np
 
-from engine.jit import njit, njit_inline
+from engine.jit import njit, njit_inline, prefetch
 
 # Codes are repeated here as plain ints so Numba treats them as constants.
 NEW, CANCEL, MODIFY = 1, 2, 3
@@ -26,111 +38,150 @@ NO_PRICE = np.iinfo(np.int64).min
 
 NEED_ORDERS, NEED_LEVELS, NEED_SIDE, NEED_HASH, NEED_REPORTS = 1, 2, 4, 8, 16
 
-# Columns of ``st.orders`` (one 64-byte row per order: one cache line) and ``st.levels``.
+# The pools are flat int64 arrays of 8-word rows (64 bytes: one cache line),
+# indexed through ``_row``: a constant row width spares Numba loading a shape
+# and multiplying by it on every access. Columns of an order row, a level row:
 O_ID, O_ACCOUNT, O_PRICE, O_QTY, O_NEXT, O_PREV, O_LEVEL, O_SYM = range(8)
 L_PRICE, L_QTY, L_HEAD, L_TAIL, L_BOOK = range(5)
+ROW_WIDTH = 8
+# Columns of a book side's row in ``st.books`` (side = symbol * 2 + side - 1):
+# its level count, resting order count, the price at the ladder's index 0, and
+# its best level (-1 if none; the last of its sorted list, kept apart so that
+# the hot paths read one word instead of the list).
+B_LEVELS, B_ORDERS, B_BASE, B_BEST = range(4)
+SIDE_WIDTH = 4
+#: Prices per side covered by the price ladder (a window around the best).
+LADDER_WIDTH = 512
 
-# Indices into ``st.counters``.
-C_ORDER_FREE, C_ORDER_HW, C_LEVEL_FREE, C_LEVEL_HW, C_RESTING = 0, 1, 2, 3, 4
+# Indices into ``st.counters``. C_RESTING counts order rows in use, C_LEVELS
+# level rows in use; C_SIDE_MAX bounds every side's level count from above.
+C_ORDER_FREE, C_ORDER_HW, C_LEVEL_FREE, C_LEVEL_HW, C_RESTING, C_LEVELS, C_SIDE_MAX = range(7)
 
-_H1 = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15
+#: Messages per capacity check (the pools must hold this many messages' worst
+#: case) and per prefetch stage.
+CHUNK = 16
+#: Rows of messages and reports as int64 words (see ``_unpack`` and ``_emit``).
+MESSAGE_WORDS, REPORT_WORDS = 6, 10
+#: Messages noted in the prefetch scratch (a power of two, over 4 chunks).
+PIPE = 128
+PIPE_MASK = PIPE - 1
+
+#: Index arrays through ``_u(i)``: Numba wraps negative signed indices (three
+#: more instructions per access, a sixth of the kernel's); unsigned ones it
+#: takes as they are. Indices here are never negative.
+_u = np.uint64
 
 
 @njit_inline
-def _home(sym, oid, mask):
+def _row(row, col):
+    """Index of column ``col`` of row ``row`` in a flat pool of 8-word rows."""
+    return _u(row * ROW_WIDTH + col)
+
+
+@njit_inline
+def _side(bs, col):
+    """Index of column ``col`` of book side ``bs`` in ``st.books``."""
+    return _u(bs * SIDE_WIDTH + col)
+
+
+_H1 = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15
+_LOW = 0xFFFFFFFF
+
+# -- order id table ----------------------------------------------------------------
+#
+# int64 entries ``tag << 32 | (slot + 1)``, 0 when empty. ``tag`` is a 32-bit
+# hash of (symbol, order id) whose low bits are also the home position, so the
+# table can move entries (deletion, growth) without reading the order rows, and
+# a probe only reads a row when the tags match.
+
+
+@njit_inline
+def _tag(sym, oid):
     # Keeps nearby ids in nearby slots (ids are usually handed out in sequence,
     # and recent orders are the ones cancelled and modified, so this stays in
     # cache), while the folded high bits spread strided id schemes.
     x = oid + sym * _H1
     x ^= (x >> 16) ^ (x >> 32)
-    return x & mask
-
-
-# The table is int64 [capacity, 2]: (order id, symbol << 32 | slot), with
-# slot part -1 when empty. Keys live in the table so a probe touches one
-# cache line, not the order pool.
-_EMPTY = -1
-_SLOT_MASK = 0xFFFFFFFF
+    return x & _LOW
 
 
 @njit_inline
-def _hash_find(st, sym, oid):
+def _hash_find(st, sym, oid, tag):
     """Slot in the order pool of resting (sym, oid), or -1."""
     h = st.h_table
     mask = h.shape[0] - 1
-    i = _home(sym, oid, mask)
+    key = tag << 32
+    i = tag & mask
     while True:
-        v = h[i, 1]
-        if v == _EMPTY:
+        e = h[_u(i)]
+        if e == 0:
             return -1
-        if h[i, 0] == oid and (v >> 32) == sym:
-            return v & _SLOT_MASK
+        if (e ^ key) >> 32 == 0:
+            s = (e & _LOW) - 1
+            if st.orders[_row(s, O_ID)] == oid and st.orders[_row(s, O_SYM)] == sym:
+                return s
         i = (i + 1) & mask
 
 
 @njit_inline
-def _hash_insert(h, sym, oid, slot):
+def _hash_peek(h, tag):
+    """Slot of the first entry with ``tag`` (unverified: for prefetching only), or -1."""
     mask = h.shape[0] - 1
-    i = _home(sym, oid, mask)
-    while h[i, 1] != _EMPTY:
+    key = tag << 32
+    i = tag & mask
+    while True:
+        e = h[_u(i)]
+        if e == 0:
+            return -1
+        if (e ^ key) >> 32 == 0:
+            return (e & _LOW) - 1
         i = (i + 1) & mask
-    h[i, 0] = oid
-    h[i, 1] = (np.int64(sym) << 32) | slot
 
 
 @njit_inline
-def _hash_delete(st, sym, oid):
+def _hash_insert(h, tag, slot):
+    mask = h.shape[0] - 1
+    i = tag & mask
+    while h[_u(i)] != 0:
+        i = (i + 1) & mask
+    h[_u(i)] = (tag << 32) | (slot + 1)
+
+
+@njit_inline
+def _hash_delete(h, tag, slot):
     # Backward-shift deletion keeps probe chains intact without tombstones.
-    h = st.h_table
     mask = h.shape[0] - 1
-    i = _home(sym, oid, mask)
-    while not (h[i, 0] == oid and (h[i, 1] >> 32) == sym):
+    e = (tag << 32) | (slot + 1)
+    i = tag & mask
+    while h[_u(i)] != e:
         i = (i + 1) & mask
     j = i
     while True:
         j = (j + 1) & mask
-        v = h[j, 1]
-        if v == _EMPTY:
+        v = h[_u(j)]
+        if v == 0:
             break
-        k = _home(v >> 32, h[j, 0], mask)
+        k = (v >> 32) & mask
         if i <= j:
             if i < k <= j:
                 continue
         elif i < k or k <= j:
             continue
-        h[i, 0] = h[j, 0]
-        h[i, 1] = v
+        h[_u(i)] = v
         i = j
-    h[i, 1] = _EMPTY
+    h[_u(i)] = 0
 
 
 @njit
-def rebuild_hash(st, h):
-    """Insert every resting order of ``st`` into the empty table ``h``."""
-    for s in range(st.counters[C_ORDER_HW]):
-        if st.orders[s, O_LEVEL] >= 0:
-            _hash_insert(h, st.orders[s, O_SYM], st.orders[s, O_ID], s)
+def rebuild_hash(old, new):
+    """Insert every entry of table ``old`` into the empty table ``new``."""
+    for i in range(old.shape[0]):
+        e = old[_u(i)]
+        if e != 0:
+            _hash_insert(new, (e >> 32) & _LOW, (e & _LOW) - 1)
 
 
-@njit_inline
-def _report_columns(out):
-    # Field views: Numba writes to these far faster than through records.
-    return (
-        out["seq"],
-        out["order_id"],
-        out["account"],
-        out["maker_id"],
-        out["maker_account"],
-        out["price"],
-        out["qty"],
-        out["symbol"],
-        out["kind"],
-        out["reason"],
-        out["side"],
-        out["leaves"],
-        out["maker_leaves"],
-        out["_pad"],
-    )
+# -- reports -----------------------------------------------------------------------
 
 
 @njit_inline
@@ -151,21 +202,28 @@ def _emit(
     leaves=0,
     maker_leaves=0,
 ):
-    rep[0][n] = seq
-    rep[1][n] = oid
-    rep[2][n] = acct
-    rep[3][n] = maker
-    rep[4][n] = maker_acct
-    rep[5][n] = price
-    rep[6][n] = qty
-    rep[7][n] = sym
-    rep[8][n] = kind
-    rep[9][n] = reason
-    rep[10][n] = side
-    rep[11][n] = leaves
-    rep[12][n] = maker_leaves
-    rep[13][n] = 0
+    # ``rep`` is the report buffer seen as int64 words (book.py checks the
+    # layout): the nine int64 fields in order, then symbol, kind, reason, side
+    # and padding packed little-endian into the last word.
+    rep[_u(n * REPORT_WORDS + 0)] = seq
+    rep[_u(n * REPORT_WORDS + 1)] = oid
+    rep[_u(n * REPORT_WORDS + 2)] = acct
+    rep[_u(n * REPORT_WORDS + 3)] = maker
+    rep[_u(n * REPORT_WORDS + 4)] = maker_acct
+    rep[_u(n * REPORT_WORDS + 5)] = price
+    rep[_u(n * REPORT_WORDS + 6)] = qty
+    rep[_u(n * REPORT_WORDS + 7)] = leaves
+    rep[_u(n * REPORT_WORDS + 8)] = maker_leaves
+    rep[_u(n * REPORT_WORDS + 9)] = (
+        (np.int64(sym) & _LOW)
+        | (np.int64(kind) << 32)
+        | (np.int64(reason) << 40)
+        | ((np.int64(side) & 0xFF) << 48)
+    )
     return n + 1
+
+
+# -- levels ------------------------------------------------------------------------
 
 
 @njit_inline
@@ -177,15 +235,15 @@ def _key(price, bs):
 @njit_inline
 def _level_pos(st, bs, price):
     """Position of ``price`` in the side's sorted level list (lower bound)."""
-    lv = st.side_lvls[bs]
-    lo, hi = 0, st.side_n[bs]
+    lv = st.side_lvls[_u(bs)]
+    lo, hi = 0, st.books[_side(bs, B_LEVELS)]
     key = _key(price, bs)
     # The best levels are at the end, where most activity is: probe there first.
-    if hi > 0 and _key(st.levels[lv[hi - 1], L_PRICE], bs) < key:
+    if hi > 0 and _key(st.levels[_row(lv[_u(hi - 1)], L_PRICE)], bs) < key:
         return hi
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _key(st.levels[lv[mid], L_PRICE], bs) < key:
+        if _key(st.levels[_row(lv[_u(mid)], L_PRICE)], bs) < key:
             lo = mid + 1
         else:
             hi = mid
@@ -193,131 +251,199 @@ def _level_pos(st, bs, price):
 
 
 @njit_inline
-def _remove_level(st, bs, level):
-    n = st.side_n[bs]
-    lv = st.side_lvls[bs]
-    if lv[n - 1] == level:
-        pos = n - 1
-    else:
-        pos = _level_pos(st, bs, st.levels[level, L_PRICE])
-        for k in range(pos, n - 1):
-            lv[k] = lv[k + 1]
-    st.side_n[bs] = n - 1
-    st.levels[level, L_HEAD] = st.counters[C_LEVEL_FREE]
-    st.levels[level, L_TAIL] = -1
-    st.counters[C_LEVEL_FREE] = level
+def _find_level(st, bs, price):
+    """Level id of ``price`` on side ``bs``, or -1."""
+    d = price - st.books[_side(bs, B_BASE)]
+    if 0 <= d < LADDER_WIDTH:
+        return st.ladder[_u(bs * LADDER_WIDTH + d)] - 1  # the ladder is exact inside its window
+    pos = _level_pos(st, bs, price)
+    if pos < st.books[_side(bs, B_LEVELS)]:
+        level = st.side_lvls[_u(bs), _u(pos)]
+        if st.levels[_row(level, L_PRICE)] == price:
+            return level
+    return -1
 
 
 @njit_inline
-def _free_order(st, o, bs):
-    _hash_delete(st, st.orders[o, O_SYM], st.orders[o, O_ID])
-    st.orders[o, O_LEVEL] = -1
-    st.orders[o, O_NEXT] = st.counters[C_ORDER_FREE]
+def _ladder_set(st, bs, price, value):
+    d = price - st.books[_side(bs, B_BASE)]
+    if 0 <= d < LADDER_WIDTH:
+        st.ladder[_u(bs * LADDER_WIDTH + d)] = value
+
+
+@njit
+def _recentre(st, bs, centre):
+    """Move side ``bs``'s ladder window to be centred on ``centre`` (a rare path)."""
+    for d in range(LADDER_WIDTH):
+        st.ladder[_u(bs * LADDER_WIDTH + d)] = 0
+    st.books[_side(bs, B_BASE)] = centre - (LADDER_WIDTH >> 1)
+    for k in range(st.books[_side(bs, B_LEVELS)]):
+        level = st.side_lvls[_u(bs), _u(k)]
+        _ladder_set(st, bs, st.levels[_row(level, L_PRICE)], level + 1)
+
+
+@njit_inline
+def _new_level(st, bs, price):
+    """Create the (absent) level ``price`` on side ``bs``; returns its id."""
+    n = st.books[_side(bs, B_LEVELS)]
+    lv = st.side_lvls[_u(bs)]
+    d = price - st.books[_side(bs, B_BASE)]
+    if not (0 <= d < LADDER_WIDTH):
+        # Outside the window: re-centre it on the side's best price when that
+        # brings ``price`` in (prices drift), else leave ``price`` to the
+        # sorted list alone (far outliers).
+        best = price if n == 0 else st.levels[_row(st.books[_side(bs, B_BEST)], L_PRICE)]
+        if abs(price - best) < (LADDER_WIDTH >> 1):
+            if n == 0:
+                st.books[_side(bs, B_BASE)] = best - (LADDER_WIDTH >> 1)  # the window is empty
+            else:
+                _recentre(st, bs, best)
+    level = st.counters[C_LEVEL_FREE]
+    if level != -1:
+        st.counters[C_LEVEL_FREE] = st.levels[_row(level, L_HEAD)]
+    else:
+        level = st.counters[C_LEVEL_HW]
+        st.counters[C_LEVEL_HW] = level + 1
+    st.levels[_row(level, L_PRICE)] = price
+    st.levels[_row(level, L_HEAD)] = -1
+    st.levels[_row(level, L_TAIL)] = -1
+    st.levels[_row(level, L_QTY)] = 0
+    st.levels[_row(level, L_BOOK)] = bs
+    pos = _level_pos(st, bs, price)
+    for k in range(n, pos, -1):
+        lv[_u(k)] = lv[_u(k - 1)]
+    lv[_u(pos)] = level
+    if pos == n:
+        st.books[_side(bs, B_BEST)] = level
+    st.books[_side(bs, B_LEVELS)] = n + 1
+    if n + 1 > st.counters[C_SIDE_MAX]:
+        st.counters[C_SIDE_MAX] = n + 1
+    st.counters[C_LEVELS] += 1
+    _ladder_set(st, bs, price, level + 1)
+    return level
+
+
+@njit_inline
+def _remove_level(st, bs, level):
+    n = st.books[_side(bs, B_LEVELS)]
+    lv = st.side_lvls[_u(bs)]
+    price = st.levels[_row(level, L_PRICE)]
+    if lv[_u(n - 1)] != level:
+        for k in range(_level_pos(st, bs, price), n - 1):
+            lv[_u(k)] = lv[_u(k + 1)]
+    else:
+        st.books[_side(bs, B_BEST)] = lv[_u(n - 2)] if n > 1 else -1
+    st.books[_side(bs, B_LEVELS)] = n - 1
+    _ladder_set(st, bs, price, 0)
+    st.levels[_row(level, L_HEAD)] = st.counters[C_LEVEL_FREE]
+    st.counters[C_LEVEL_FREE] = level
+    st.counters[C_LEVELS] -= 1
+
+
+# -- orders ------------------------------------------------------------------------
+
+
+@njit_inline
+def _free_order(st, o, sym, bs):
+    """Forget order row ``o`` (already out of its level): id table, pool, counts."""
+    _hash_delete(st.h_table, _tag(sym, st.orders[_row(o, O_ID)]), o)
+    st.orders[_row(o, O_NEXT)] = st.counters[C_ORDER_FREE]
     st.counters[C_ORDER_FREE] = o
-    st.side_cnt[bs] -= 1
+    st.books[_side(bs, B_ORDERS)] -= 1
     st.counters[C_RESTING] -= 1
 
 
 @njit_inline
-def _unlink(st, o):
-    """Take resting order ``o`` out of its level and the book (no report)."""
-    level = st.orders[o, O_LEVEL]
-    bs = st.levels[level, L_BOOK]
-    p, q = st.orders[o, O_PREV], st.orders[o, O_NEXT]
-    if p == -1:
-        st.levels[level, L_HEAD] = q
+def _detach(st, o, level, bs):
+    """Take order ``o`` out of its level's FIFO; drop the level if it empties."""
+    # Only the head's PREV may be stale (matching does not reset it), so the
+    # head is recognised by the level, not by PREV == -1.
+    q = st.orders[_row(o, O_NEXT)]
+    if st.levels[_row(level, L_HEAD)] == o:
+        st.levels[_row(level, L_HEAD)] = q
+        if q == -1:
+            st.levels[_row(level, L_TAIL)] = -1
     else:
-        st.orders[p, O_NEXT] = q
-    if q == -1:
-        st.levels[level, L_TAIL] = p
-    else:
-        st.orders[q, O_PREV] = p
-    st.levels[level, L_QTY] -= st.orders[o, O_QTY]
-    _free_order(st, o, bs)
-    if st.levels[level, L_HEAD] == -1:
+        p = st.orders[_row(o, O_PREV)]
+        st.orders[_row(p, O_NEXT)] = q
+        if q == -1:
+            st.levels[_row(level, L_TAIL)] = p
+        else:
+            st.orders[_row(q, O_PREV)] = p
+    st.levels[_row(level, L_QTY)] -= st.orders[_row(o, O_QTY)]
+    if st.levels[_row(level, L_HEAD)] == -1:
         _remove_level(st, bs, level)
 
 
 @njit_inline
-def _rest(st, sym, side, oid, acct, price, qty):
-    """Append a new resting order at the back of its price level."""
-    bs = sym * 2 + side - 1
-    pos = _level_pos(st, bs, price)
-    lv = st.side_lvls[bs]
-    n = st.side_n[bs]
-    if pos < n and st.levels[lv[pos], L_PRICE] == price:
-        level = lv[pos]
+def _append(st, o, bs, price, qty):
+    """Put order row ``o`` at the back of its price level (creating the level)."""
+    level = _find_level(st, bs, price)
+    if level == -1:
+        level = _new_level(st, bs, price)
+    st.orders[_row(o, O_PRICE)] = price
+    st.orders[_row(o, O_QTY)] = qty
+    st.orders[_row(o, O_LEVEL)] = level
+    st.orders[_row(o, O_NEXT)] = -1
+    tail = st.levels[_row(level, L_TAIL)]
+    st.orders[_row(o, O_PREV)] = tail
+    if tail == -1:
+        st.levels[_row(level, L_HEAD)] = o
     else:
-        level = st.counters[C_LEVEL_FREE]
-        if level != -1:
-            st.counters[C_LEVEL_FREE] = st.levels[level, L_HEAD]
-        else:
-            level = st.counters[C_LEVEL_HW]
-            st.counters[C_LEVEL_HW] = level + 1
-        st.levels[level, L_PRICE] = price
-        st.levels[level, L_HEAD] = -1
-        st.levels[level, L_TAIL] = -1
-        st.levels[level, L_QTY] = 0
-        st.levels[level, L_BOOK] = bs
-        for k in range(n, pos, -1):
-            lv[k] = lv[k - 1]
-        lv[pos] = level
-        st.side_n[bs] = n + 1
+        st.orders[_row(tail, O_NEXT)] = o
+    st.levels[_row(level, L_TAIL)] = o
+    st.levels[_row(level, L_QTY)] += qty
+
+
+@njit_inline
+def _rest(st, sym, side, oid, tag, acct, price, qty):
+    """Add a new resting order at the back of its price level."""
+    bs = sym * 2 + side - 1
     o = st.counters[C_ORDER_FREE]
     if o != -1:
-        st.counters[C_ORDER_FREE] = st.orders[o, O_NEXT]
+        st.counters[C_ORDER_FREE] = st.orders[_row(o, O_NEXT)]
     else:
         o = st.counters[C_ORDER_HW]
         st.counters[C_ORDER_HW] = o + 1
-    st.orders[o, O_ID] = oid
-    st.orders[o, O_ACCOUNT] = acct
-    st.orders[o, O_PRICE] = price
-    st.orders[o, O_QTY] = qty
-    st.orders[o, O_SYM] = sym
-    st.orders[o, O_LEVEL] = level
-    st.orders[o, O_NEXT] = -1
-    tail = st.levels[level, L_TAIL]
-    st.orders[o, O_PREV] = tail
-    if tail == -1:
-        st.levels[level, L_HEAD] = o
-    else:
-        st.orders[tail, O_NEXT] = o
-    st.levels[level, L_TAIL] = o
-    st.levels[level, L_QTY] += qty
-    st.side_cnt[bs] += 1
+    st.orders[_row(o, O_ID)] = oid
+    st.orders[_row(o, O_ACCOUNT)] = acct
+    st.orders[_row(o, O_SYM)] = sym
+    _append(st, o, bs, price, qty)
+    st.books[_side(bs, B_ORDERS)] += 1
     st.counters[C_RESTING] += 1
-    _hash_insert(st.h_table, sym, oid, o)
+    _hash_insert(st.h_table, tag, o)
+
+
+# -- matching ----------------------------------------------------------------------
 
 
 @njit_inline
 def _acceptable(level_price, side, limit, is_market):
-    if is_market:
-        return True
-    if side == BUY:
-        return level_price <= limit
-    return level_price >= limit
+    # Without branches: the side is a coin flip for the branch predictor.
+    buy = side == BUY
+    return is_market | (buy & (level_price <= limit)) | ((not buy) & (level_price >= limit))
 
 
 @njit_inline
 def _fok_reachable(st, opp, side, limit, acct, qty, stp):
     """Whether ``qty`` can trade at once (before any self-trade stop)."""
-    lv = st.side_lvls[opp]
+    lv = st.side_lvls[_u(opp)]
     avail = 0
-    for k in range(st.side_n[opp] - 1, -1, -1):
-        level = lv[k]
-        if not _acceptable(st.levels[level, L_PRICE], side, limit, False):
+    for k in range(st.books[_side(opp, B_LEVELS)] - 1, -1, -1):
+        level = lv[_u(k)]
+        if not _acceptable(st.levels[_row(level, L_PRICE)], side, limit, False):
             return False
         if not stp:
-            avail += st.levels[level, L_QTY]
+            avail += st.levels[_row(level, L_QTY)]
         else:
-            o = st.levels[level, L_HEAD]
+            o = st.levels[_row(level, L_HEAD)]
             while o != -1:
-                if st.orders[o, O_ACCOUNT] == acct:
+                if st.orders[_row(o, O_ACCOUNT)] == acct:
                     return False
-                avail += st.orders[o, O_QTY]
+                avail += st.orders[_row(o, O_QTY)]
                 if avail >= qty:
                     return True
-                o = st.orders[o, O_NEXT]
+                o = st.orders[_row(o, O_NEXT)]
         if avail >= qty:
             return True
     return False
@@ -330,21 +456,24 @@ def _match(st, rep, n, seq, sym, side, oid, acct, limit, is_market, qty, stp):
     Returns (reports written, remaining qty, stopped by self-trade prevention).
     """
     opp = sym * 2 + (1 if side == BUY else 0)
-    lv = st.side_lvls[opp]
     stopped = False
-    while qty > 0 and st.side_n[opp] > 0:
-        level = lv[st.side_n[opp] - 1]
-        price = st.levels[level, L_PRICE]
+    while qty > 0:
+        level = st.books[_side(opp, B_BEST)]
+        if level < 0:
+            break
+        price = st.levels[_row(level, L_PRICE)]
         if not _acceptable(price, side, limit, is_market):
             break
-        o = st.levels[level, L_HEAD]
+        o = st.levels[_row(level, L_HEAD)]
+        traded = 0
         while o != -1 and qty > 0:
-            if stp and st.orders[o, O_ACCOUNT] == acct:
+            if stp and st.orders[_row(o, O_ACCOUNT)] == acct:
                 stopped = True
                 break
-            resting = st.orders[o, O_QTY]
+            resting = st.orders[_row(o, O_QTY)]
             f = min(qty, resting)
             qty -= f
+            traded += f
             n = _emit(
                 rep,
                 n,
@@ -354,25 +483,24 @@ def _match(st, rep, n, seq, sym, side, oid, acct, limit, is_market, qty, stp):
                 oid,
                 acct,
                 side,
-                st.orders[o, O_ID],
-                st.orders[o, O_ACCOUNT],
+                st.orders[_row(o, O_ID)],
+                st.orders[_row(o, O_ACCOUNT)],
                 price,
                 f,
                 R_NONE,
                 qty,
                 resting - f,
             )
-            st.levels[level, L_QTY] -= f
-            st.orders[o, O_QTY] = resting - f
             if resting == f:
-                nxt = st.orders[o, O_NEXT]
-                _free_order(st, o, opp)
+                nxt = st.orders[_row(o, O_NEXT)]
+                _free_order(st, o, sym, opp)
                 o = nxt
-                if o != -1:
-                    st.orders[o, O_PREV] = -1
-        st.levels[level, L_HEAD] = o
+            else:
+                st.orders[_row(o, O_QTY)] = resting - f
+        # The new head's PREV is left stale: see _detach.
+        st.levels[_row(level, L_HEAD)] = o
+        st.levels[_row(level, L_QTY)] -= traded
         if o == -1:
-            st.levels[level, L_TAIL] = -1
             _remove_level(st, opp, level)
         if stopped:
             break
@@ -381,128 +509,319 @@ def _match(st, rep, n, seq, sym, side, oid, acct, limit, is_market, qty, stp):
 
 @njit_inline
 def _enter(st, rep, n, seq, sym, side, typ, oid, acct, price, qty, stp):
-    """Match an accepted order and rest, expire or cancel what remains."""
+    """Match an accepted order; returns (reports written, qty left to rest).
+
+    What remains is expired or cancelled here (and 0 returned) unless the
+    order is a LIMIT free to rest.
+    """
     is_market = typ == MARKET
     report_price = NO_PRICE if is_market else price
     if typ == FOK:
         opp = sym * 2 + (1 if side == BUY else 0)
         if not _fok_reachable(st, opp, side, price, acct, qty, stp):
-            return _emit(
-                rep, n, seq, EXPIRED, sym, oid, acct, side, 0, 0, report_price, qty, R_NONE
-            )
+            n = _emit(rep, n, seq, EXPIRED, sym, oid, acct, side, 0, 0, report_price, qty, R_NONE)
+            return n, 0
+    # Most orders do not cross: settle that before setting up the matching loop.
+    best = st.books[_side(sym * 2 + (1 if side == BUY else 0), B_BEST)]
+    if best < 0 or not _acceptable(st.levels[_row(best, L_PRICE)], side, price, is_market):
+        if typ == LIMIT:
+            return n, qty
+        n = _emit(rep, n, seq, EXPIRED, sym, oid, acct, side, 0, 0, report_price, qty, R_NONE)
+        return n, 0
     n, rem, stopped = _match(st, rep, n, seq, sym, side, oid, acct, price, is_market, qty, stp)
     if rem > 0:
         if stopped:
             n = _emit(rep, n, seq, CANCELED, sym, oid, acct, side, 0, 0, report_price, rem, R_STP)
-        elif typ == LIMIT:
-            _rest(st, sym, side, oid, acct, price, rem)
-        else:
+            return n, 0
+        if typ != LIMIT:
             n = _emit(rep, n, seq, EXPIRED, sym, oid, acct, side, 0, 0, report_price, rem, R_NONE)
-    return n
+            return n, 0
+    return n, rem
+
+
+@njit_inline
+def _amend(st, rep, n, seq, sym, oid, tag, o, action, price, qty, stp):
+    """CANCEL or MODIFY resting order ``o``; returns (reports written, reject reason)."""
+    level = st.orders[_row(o, O_LEVEL)]
+    bs = st.levels[_row(level, L_BOOK)]
+    side = (bs & 1) + 1
+    acct = st.orders[_row(o, O_ACCOUNT)]
+    old_price = st.orders[_row(o, O_PRICE)]
+    old_qty = st.orders[_row(o, O_QTY)]
+    if action == CANCEL or qty == 0:
+        _detach(st, o, level, bs)
+        _free_order(st, o, sym, bs)
+        n = _emit(rep, n, seq, CANCELED, sym, oid, acct, side, 0, 0, old_price, old_qty, R_NONE)
+        return n, R_NONE
+    if price != NO_PRICE and price <= 0:
+        return n, R_PRICE
+    new_price = old_price if price == NO_PRICE else price
+    n = _emit(rep, n, seq, MODIFIED, sym, oid, acct, side, 0, 0, new_price, qty, R_NONE, qty)
+    if new_price == old_price and qty <= old_qty:
+        st.orders[_row(o, O_QTY)] = qty
+        st.levels[_row(level, L_QTY)] -= old_qty - qty
+        return n, R_NONE
+    # Re-entry: the order keeps its row and id-table entry while it trades as
+    # the taker (nothing looks its id up meanwhile), and rests on in the same row.
+    _detach(st, o, level, bs)
+    n, rem = _enter(st, rep, n, seq, sym, side, LIMIT, oid, acct, new_price, qty, stp)
+    if rem > 0:
+        _append(st, o, bs, new_price, rem)
+    else:
+        _free_order(st, o, sym, bs)
+    return n, R_NONE
+
+
+# -- the batch loop ----------------------------------------------------------------
 
 
 @njit_inline
 def _capacity_shortfall(st, capacity, n, sym, qty, n_symbols):
     """NEED_* bits for pools too small to take one more message in the worst case."""
     need = 0
-    if st.counters[C_ORDER_FREE] == -1 and st.counters[C_ORDER_HW] >= st.orders.shape[0]:
+    if st.counters[C_RESTING] >= st.orders.shape[0] // ROW_WIDTH:
         need |= NEED_ORDERS
-    if st.counters[C_LEVEL_FREE] == -1 and st.counters[C_LEVEL_HW] >= st.levels.shape[0]:
+    if st.counters[C_LEVELS] >= st.levels.shape[0] // ROW_WIDTH:
         need |= NEED_LEVELS
     if 2 * (st.counters[C_RESTING] + 1) > st.h_table.shape[0]:
         need |= NEED_HASH
     fills = 0
     if 0 <= sym < n_symbols:
-        if st.side_n[2 * sym] >= st.side_lvls.shape[1] - 1:
+        if st.books[_side(2 * sym, B_LEVELS)] >= st.side_lvls.shape[1] - 1:
             need |= NEED_SIDE
-        if st.side_n[2 * sym + 1] >= st.side_lvls.shape[1] - 1:
+        if st.books[_side(2 * sym + 1, B_LEVELS)] >= st.side_lvls.shape[1] - 1:
             need |= NEED_SIDE
-        fills = min(max(qty, 0), st.side_cnt[2 * sym] + st.side_cnt[2 * sym + 1])
+        both = st.books[_side(2 * sym, B_ORDERS)] + st.books[_side(2 * sym + 1, B_ORDERS)]
+        fills = min(max(qty, 0), both)
     if n + fills + 3 > capacity:
         need |= NEED_REPORTS
     return need
 
 
-@njit
-def process_batch(st, msgs, start, out, n, n_symbols, stp):
-    """Process ``msgs[start:]`` writing reports from ``out[n]`` on.
-
-    Returns (next message index, reports written, NEED_* bits). The index is
-    ``len(msgs)`` when the batch is done; otherwise a pool needs to grow first.
-    """
-    rep = _report_columns(out)
-    m_seq, m_id, m_acct = msgs["seq"], msgs["order_id"], msgs["account"]
-    m_price, m_qty, m_sym = msgs["price"], msgs["qty"], msgs["symbol"]
-    m_action, m_side, m_type = msgs["action"], msgs["side"], msgs["type"]
-    capacity = out.shape[0]
-    for i in range(start, msgs.shape[0]):
-        seq, sym, oid, qty, price = m_seq[i], m_sym[i], m_id[i], m_qty[i], m_price[i]
-        action = m_action[i]
-        need = _capacity_shortfall(st, capacity, n, sym, qty, n_symbols)
-        if need:
-            return i, n, need
-        reason = R_NONE
-        if action != NEW and action != CANCEL and action != MODIFY:
-            reason = R_ACTION
-        elif sym < 0 or sym >= n_symbols:
-            reason = R_SYMBOL
-        elif action == NEW:
-            side, typ = m_side[i], m_type[i]
-            if side != BUY and side != SELL:
-                reason = R_SIDE
-            elif typ < LIMIT or typ > FOK:
-                reason = R_TYPE
-            elif qty <= 0:
-                reason = R_QTY
-            elif typ != MARKET and price <= 0:  # NO_PRICE is negative too
-                reason = R_PRICE
-            elif _hash_find(st, sym, oid) != -1:
-                reason = R_DUP
-            else:
-                acct = m_acct[i]
-                report_price = NO_PRICE if typ == MARKET else price
-                n = _emit(
-                    rep, n, seq, ACK, sym, oid, acct, side, 0, 0, report_price, qty, R_NONE, qty
-                )
-                n = _enter(st, rep, n, seq, sym, side, typ, oid, acct, price, qty, stp)
-                continue
-        elif action == MODIFY and qty < 0:
-            reason = R_QTY
-        else:
-            o = _hash_find(st, sym, oid)
-            if o == -1:
-                reason = R_UNKNOWN
-            else:
-                n, reason = _amend(st, rep, n, seq, sym, oid, o, action, price, qty, stp)
-        if reason != R_NONE:
-            n = _emit(rep, n, seq, REJECT, sym, oid, m_acct[i], m_side[i], 0, 0, price, qty, reason)
-    return msgs.shape[0], n, 0
+@njit_inline
+def _chunk_shortfall(st, k):
+    """NEED_* bits for pools that might not take ``k`` more messages."""
+    need = 0
+    resting = st.counters[C_RESTING]
+    # A message adds at most one order row, one level and one id.
+    if resting + k > st.orders.shape[0] // ROW_WIDTH:
+        need |= NEED_ORDERS
+    if st.counters[C_LEVELS] + k > st.levels.shape[0] // ROW_WIDTH:
+        need |= NEED_LEVELS
+    if 2 * (resting + k) > st.h_table.shape[0]:
+        need |= NEED_HASH
+    if st.counters[C_SIDE_MAX] + k >= st.side_lvls.shape[1]:
+        # The bound only grows between checks: tighten it before asking for more.
+        top = 0
+        for bs in range(st.side_lvls.shape[0]):
+            top = max(top, st.books[_side(bs, B_LEVELS)])
+        st.counters[C_SIDE_MAX] = top
+        if st.counters[C_SIDE_MAX] + k >= st.side_lvls.shape[1]:
+            need |= NEED_SIDE
+    return need
 
 
 @njit_inline
-def _amend(st, rep, n, seq, sym, oid, o, action, price, qty, stp):
-    """CANCEL or MODIFY resting order ``o``; returns (reports written, reject reason)."""
-    bs = st.levels[st.orders[o, O_LEVEL], L_BOOK]
-    side = (bs & 1) + 1
-    acct = st.orders[o, O_ACCOUNT]
-    old_price = st.orders[o, O_PRICE]
-    old_qty = st.orders[o, O_QTY]
-    if action == CANCEL or qty == 0:
-        _unlink(st, o)
-        return _emit(
-            rep, n, seq, CANCELED, sym, oid, acct, side, 0, 0, old_price, old_qty, R_NONE
-        ), R_NONE
-    if price != NO_PRICE and price <= 0:
-        return n, R_PRICE
-    new_price = old_price if price == NO_PRICE else price
-    n = _emit(rep, n, seq, MODIFIED, sym, oid, acct, side, 0, 0, new_price, qty, R_NONE, qty)
-    if new_price == old_price and qty <= old_qty:
-        st.orders[o, O_QTY] = qty
-        st.levels[st.orders[o, O_LEVEL], L_QTY] -= old_qty - qty
+def _word(msgs, j):
+    """The last word of message ``j``: symbol, action, side and type, packed."""
+    return msgs[_u(j * MESSAGE_WORDS + 5)]
+
+
+@njit_inline
+def _unpack(w):
+    """(symbol, action, side, type), sign-extended, from a message's last word."""
+    return (w << 32) >> 32, (w << 24) >> 56, (w << 16) >> 56, (w << 8) >> 56
+
+
+# -- prefetching -------------------------------------------------------------------
+#
+# A CANCEL or MODIFY walks a chain of three cache misses (hash bucket, order
+# row, its FIFO neighbours), and a NEW that trades two (the head order of the
+# level it trades with, then that order's bucket and successor when it
+# fills). Done one message at a time that latency is paid in full, so the
+# batch loop walks the chains of later messages ahead of time, one link per
+# pass over a chunk of messages, each pass finding its addresses through
+# lines the pass before fetched: buckets 3 chunks ahead, order rows 2 ahead,
+# neighbours and trade heads 1 ahead, the heads' buckets and successors for
+# the chunk about to run. Passes note what they found in ``pipe`` (slot ``k``
+# of message ``j`` at ``(j % PIPE) * 4 + k``). Prefetching never changes the
+# state, and a stale note (the book moves on meanwhile) only costs bandwidth.
+
+P_TAG, P_ROW, P_HEAD = 0, 1, 2
+
+
+@njit_inline
+def _pipe(j, k):
+    return _u((j & PIPE_MASK) * 4 + k)
+
+
+@njit_inline
+def _pass_buckets(st, msgs, pipe, lo, hi):
+    """Tags of messages [lo, hi), noted, and their hash buckets fetched."""
+    h = st.h_table
+    hmask = h.shape[0] - 1
+    for j in range(lo, hi):
+        tag = _tag((_word(msgs, j) << 32) >> 32, msgs[_u(j * MESSAGE_WORDS + 1)])
+        pipe[_pipe(j, P_TAG)] = tag
+        prefetch(h, tag & hmask)
+
+
+@njit_inline
+def _pass_rows(st, msgs, pipe, lo, hi):
+    """Rows of the orders that CANCEL/MODIFY messages in [lo, hi) amend."""
+    h = st.h_table
+    for j in range(lo, hi):
+        s = -1
+        if (_word(msgs, j) << 24) >> 56 != NEW:
+            s = _hash_peek(h, pipe[_pipe(j, P_TAG)])
+            if s >= 0:
+                prefetch(st.orders, _row(s, 0))
+        pipe[_pipe(j, P_ROW)] = s
+
+
+@njit_inline
+def _pass_links(st, msgs, pipe, lo, hi, n_symbols):
+    """FIFO neighbours of those rows, and the heads that NEWs in [lo, hi) trade with."""
+    for j in range(lo, hi):
+        sym, action, side, typ = _unpack(_word(msgs, j))
+        o = -1
+        if action != NEW:
+            s = pipe[_pipe(j, P_ROW)]
+            if s >= 0:
+                q, p = st.orders[_row(s, O_NEXT)], st.orders[_row(s, O_PREV)]
+                prefetch(st.orders, _row(max(q, 0), 0))
+                prefetch(st.orders, _row(max(p, 0), 0))
+        elif _u(sym) < _u(n_symbols):
+            level = st.books[_side(sym * 2 + (1 if side == BUY else 0), B_BEST)]
+            if level >= 0:
+                limit = msgs[_u(j * MESSAGE_WORDS + 3)]
+                if _acceptable(st.levels[_row(level, L_PRICE)], side, limit, typ == MARKET):
+                    o = st.levels[_row(level, L_HEAD)]
+                    prefetch(st.orders, _row(o, 0))
+        pipe[_pipe(j, P_HEAD)] = o
+
+
+@njit_inline
+def _pass_trades(st, pipe, lo, hi):
+    """Bucket and successor of the heads that messages in [lo, hi) trade with."""
+    h = st.h_table
+    hmask = h.shape[0] - 1
+    for j in range(lo, hi):
+        o = pipe[_pipe(j, P_HEAD)]
+        if o >= 0:
+            prefetch(h, _tag(st.orders[_row(o, O_SYM)], st.orders[_row(o, O_ID)]) & hmask)
+            prefetch(st.orders, _row(max(st.orders[_row(o, O_NEXT)], 0), 0))
+
+
+@njit_inline
+def _process_one(st, rep, n, seq, sym, oid, tag, acct, price, qty, action, side, typ, n_sym, stp):
+    """Apply one message (``tag``: its id's hash tag); returns the reports written so far."""
+    reason = R_NONE
+    if action != NEW and action != CANCEL and action != MODIFY:
+        reason = R_ACTION
+    elif sym < 0 or sym >= n_sym:
+        reason = R_SYMBOL
+    elif action == NEW:
+        if side != BUY and side != SELL:
+            reason = R_SIDE
+        elif typ < LIMIT or typ > FOK:
+            reason = R_TYPE
+        elif qty <= 0:
+            reason = R_QTY
+        elif typ != MARKET and price <= 0:  # NO_PRICE is negative too
+            reason = R_PRICE
+        elif _hash_find(st, sym, oid, tag) != -1:
+            reason = R_DUP
+        else:
+            report_price = NO_PRICE if typ == MARKET else price
+            n = _emit(rep, n, seq, ACK, sym, oid, acct, side, 0, 0, report_price, qty, R_NONE, qty)
+            n, rem = _enter(st, rep, n, seq, sym, side, typ, oid, acct, price, qty, stp)
+            if rem > 0:
+                _rest(st, sym, side, oid, tag, acct, price, rem)
+            return n
+    elif action == MODIFY and qty < 0:
+        reason = R_QTY
     else:
-        _unlink(st, o)
-        n = _enter(st, rep, n, seq, sym, side, LIMIT, oid, acct, new_price, qty, stp)
-    return n, R_NONE
+        o = _hash_find(st, sym, oid, tag)
+        if o == -1:
+            reason = R_UNKNOWN
+        else:
+            n, reason = _amend(st, rep, n, seq, sym, oid, tag, o, action, price, qty, stp)
+    if reason != R_NONE:
+        n = _emit(rep, n, seq, REJECT, sym, oid, acct, side, 0, 0, price, qty, reason)
+    return n
+
+
+@njit
+def process_batch(st, msgs, start, rep, n, n_symbols, stp, pipe):
+    """Process messages ``start:`` writing reports from ``rep[n]`` on.
+
+    ``msgs`` and ``rep`` are the message batch and the report buffer seen as
+    flat int64 words, ``MESSAGE_WORDS`` and ``REPORT_WORDS`` a row; ``pipe`` is
+    prefetch scratch, int64 ``[4 * PIPE]``. Returns (next message index,
+    reports written, NEED_* bits). The index is the batch length when the
+    batch is done; otherwise a pool needs to grow first.
+    """
+    capacity = rep.shape[0] // REPORT_WORDS
+    n_msgs = msgs.shape[0] // MESSAGE_WORDS
+    i = start
+    # How far each prefetch pass has got (see "prefetching").
+    ahead_buckets = ahead_rows = ahead_links = ahead_trades = start
+    while i < n_msgs:
+        end = min(i + CHUNK, n_msgs)
+        need = _chunk_shortfall(st, end - i)
+        if need:
+            return i, n, need
+        # Reports: at most 3 per message plus one per fill, and a message
+        # cannot fill more than its qty or the orders resting.
+        bound = st.counters[C_RESTING] + (end - i)
+        worst = n
+        for j in range(i, end):
+            worst += 3 + min(max(msgs[_u(j * MESSAGE_WORDS + 4)], 0), bound)
+        if worst > capacity:
+            # Near the end of the buffer: check message by message.
+            sym = (_word(msgs, i) << 32) >> 32
+            qty = msgs[_u(i * MESSAGE_WORDS + 4)]
+            need = _capacity_shortfall(st, capacity, n, sym, qty, n_symbols)
+            if need:
+                return i, n, need
+            end = i + 1
+        to = min(end + 3 * CHUNK, n_msgs)
+        _pass_buckets(st, msgs, pipe, ahead_buckets, to)
+        ahead_buckets = to
+        to = min(end + 2 * CHUNK, n_msgs)
+        _pass_rows(st, msgs, pipe, ahead_rows, to)
+        ahead_rows = to
+        to = min(end + CHUNK, n_msgs)
+        _pass_links(st, msgs, pipe, ahead_links, to, n_symbols)
+        ahead_links = to
+        _pass_trades(st, pipe, ahead_trades, end)
+        ahead_trades = end
+        for j in range(i, end):
+            sym, action, side, typ = _unpack(_word(msgs, j))
+            m = j * MESSAGE_WORDS
+            n = _process_one(
+                st,
+                rep,
+                n,
+                msgs[_u(m)],
+                sym,
+                msgs[_u(m + 1)],
+                pipe[_pipe(j, P_TAG)],
+                msgs[_u(m + 2)],
+                msgs[_u(m + 3)],
+                msgs[_u(m + 4)],
+                action,
+                side,
+                typ,
+                n_symbols,
+                stp,
+            )
+        i = end
+    return n_msgs, n, 0
+
+
+# -- reading the book --------------------------------------------------------------
 
 
 @njit
@@ -512,18 +831,18 @@ def dump_resting(st, n_symbols, sym_out, side_out, id_out, acct_out, price_out, 
     for sym in range(n_symbols):
         for side in (BUY, SELL):
             bs = sym * 2 + side - 1
-            lv = st.side_lvls[bs]
-            for j in range(st.side_n[bs] - 1, -1, -1):
-                o = st.levels[lv[j], L_HEAD]
+            lv = st.side_lvls[_u(bs)]
+            for j in range(st.books[_side(bs, B_LEVELS)] - 1, -1, -1):
+                o = st.levels[_row(lv[_u(j)], L_HEAD)]
                 while o != -1:
                     sym_out[k] = sym
                     side_out[k] = side
-                    id_out[k] = st.orders[o, O_ID]
-                    acct_out[k] = st.orders[o, O_ACCOUNT]
-                    price_out[k] = st.orders[o, O_PRICE]
-                    qty_out[k] = st.orders[o, O_QTY]
+                    id_out[k] = st.orders[_row(o, O_ID)]
+                    acct_out[k] = st.orders[_row(o, O_ACCOUNT)]
+                    price_out[k] = st.orders[_row(o, O_PRICE)]
+                    qty_out[k] = st.orders[_row(o, O_QTY)]
                     k += 1
-                    o = st.orders[o, O_NEXT]
+                    o = st.orders[_row(o, O_NEXT)]
     return k
 
 
@@ -531,4 +850,4 @@ def dump_resting(st, n_symbols, sym_out, side_out, id_out, acct_out, price_out, 
 def resting_mask(st, syms, ids, out):
     """``out[i]`` = whether order ``ids[i]`` of symbol ``syms[i]`` is resting."""
     for i in range(ids.shape[0]):
-        out[i] = _hash_find(st, syms[i], ids[i]) != -1
+        out[i] = _hash_find(st, syms[i], ids[i], _tag(syms[i], ids[i])) != -1

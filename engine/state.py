@@ -1,4 +1,10 @@
-"""The engine's state: a named tuple of flat arrays, and how its pools grow."""
+"""The engine's state: a named tuple of flat arrays, and how its pools grow.
+
+Pools are allocated with ``np.zeros``: large zeroed blocks come straight from
+the OS and are only paid for (page faults, which are slow on the VMs this runs
+on) when first written, so capacity the book never reaches costs little, and
+growth copies only the rows in use.
+"""
 
 from typing import NamedTuple
 
@@ -8,55 +14,55 @@ from engine import kernels
 
 __all__ = ["BookState", "new_state", "grow", "state_from_arrays"]
 
+_W = kernels.ROW_WIDTH
+
 
 class BookState(NamedTuple):
-    #: Order pool, int64 [capacity, 8], columns ``kernels.O_*``: one row per
-    #: resting order, linked FIFO within its level (NEXT also links free rows).
+    #: Order pool, int64 [capacity * 8], 8-word rows, columns ``kernels.O_*``:
+    #: one row per resting order, linked FIFO within its level (NEXT also
+    #: links free rows). Rows at or above ``counters[C_ORDER_HW]`` were never used.
     orders: np.ndarray
-    #: Level pool, int64 [capacity, 5], columns ``kernels.L_*`` (HEAD also
-    #: links free rows).
+    #: Level pool, int64 [capacity * 8], 8-word rows, columns ``kernels.L_*``
+    #: (HEAD also links free rows).
     levels: np.ndarray
     #: Per book side (symbol * 2 + side - 1): level ids sorted with the best last.
     side_lvls: np.ndarray  # int32 [sides, capacity]
-    side_n: np.ndarray  # int32, levels on the side
-    side_cnt: np.ndarray  # int64, resting orders on the side
-    #: (symbol, order id) -> order row, open addressing, int64 [capacity, 2].
+    #: Per book side, int64 [sides * 4], columns ``kernels.B_*``.
+    books: np.ndarray
+    #: (symbol, order id) -> order row, open addressing, int64 [capacity]
+    #: entries ``tag << 32 | (row + 1)``, 0 when empty (see kernels).
     h_table: np.ndarray
+    #: Per side, level id + 1 of each price in [base, base + LADDER_WIDTH)
+    #: (base: the side's ``B_BASE``), 0 for no level: int32 [sides * LADDER_WIDTH].
+    ladder: np.ndarray
     counters: np.ndarray  # int64, see kernels.C_*
 
 
-def _order_rows(n: int) -> np.ndarray:
-    rows = np.zeros((n, 8), dtype=np.int64)
-    rows[:, kernels.O_LEVEL] = -1  # marks a free row
-    return rows
+def _hash_size(orders: int) -> int:
+    return 1 << max(4, int(2 * orders - 1).bit_length())
 
 
-def _level_rows(n: int) -> np.ndarray:
-    rows = np.zeros((n, 5), dtype=np.int64)
-    rows[:, kernels.L_HEAD] = -1
-    rows[:, kernels.L_TAIL] = -1
-    return rows
-
-
-def new_state(n_symbols: int, orders: int = 1024, levels: int = 256, side_levels: int = 16):
-    hash_size = 1 << max(4, int(2 * orders - 1).bit_length())
+def new_state(n_symbols: int, orders: int = 1024, levels: int = 256, side_levels: int = 64):
+    sides = 2 * n_symbols
+    books = np.zeros((sides, kernels.SIDE_WIDTH), dtype=np.int64)
+    books[:, kernels.B_BEST] = -1
     counters = np.zeros(8, dtype=np.int64)
     counters[kernels.C_ORDER_FREE] = -1
     counters[kernels.C_LEVEL_FREE] = -1
     return BookState(
-        orders=_order_rows(orders),
-        levels=_level_rows(levels),
-        side_lvls=np.full((2 * n_symbols, side_levels), -1, dtype=np.int32),
-        side_n=np.zeros(2 * n_symbols, dtype=np.int32),
-        side_cnt=np.zeros(2 * n_symbols, dtype=np.int64),
-        h_table=np.full((hash_size, 2), -1, dtype=np.int64),
+        orders=np.zeros(orders * _W, dtype=np.int64),
+        levels=np.zeros(levels * _W, dtype=np.int64),
+        side_lvls=np.zeros((sides, side_levels), dtype=np.int32),
+        books=books.reshape(-1),
+        h_table=np.zeros(_hash_size(orders), dtype=np.int64),
+        ladder=np.zeros(sides * kernels.LADDER_WIDTH, dtype=np.int32),
         counters=counters,
     )
 
 
-def _doubled(rows: np.ndarray, make) -> np.ndarray:
-    out = make(2 * rows.shape[0])
-    out[: rows.shape[0]] = rows
+def _doubled(rows: np.ndarray, used: int) -> np.ndarray:
+    out = np.zeros(2 * len(rows), dtype=rows.dtype)
+    out[: used * _W] = rows[: used * _W]
     return out
 
 
@@ -64,20 +70,20 @@ def grow(st: BookState, need: int) -> BookState:
     """A copy of ``st`` with the pools named by the ``NEED_*`` bits doubled."""
     changes = {}
     if need & kernels.NEED_ORDERS:
-        changes["orders"] = _doubled(st.orders, _order_rows)
+        changes["orders"] = _doubled(st.orders, int(st.counters[kernels.C_ORDER_HW]))
     if need & kernels.NEED_LEVELS:
-        changes["levels"] = _doubled(st.levels, _level_rows)
+        changes["levels"] = _doubled(st.levels, int(st.counters[kernels.C_LEVEL_HW]))
     if need & kernels.NEED_SIDE:
         sides, cap = st.side_lvls.shape
-        lv = np.full((sides, 2 * cap), -1, dtype=np.int32)
+        lv = np.zeros((sides, 2 * cap), dtype=np.int32)
         lv[:, :cap] = st.side_lvls
         changes["side_lvls"] = lv
-    st = st._replace(**changes)
     if need & kernels.NEED_HASH:
-        table = np.full((2 * st.h_table.shape[0], 2), -1, dtype=np.int64)
-        kernels.rebuild_hash(st, table)
-        st = st._replace(h_table=table)
-    return st
+        # Entries keep 32 bits of hash: enough for any table that fits in memory.
+        table = np.zeros(2 * st.h_table.shape[0], dtype=np.int64)
+        kernels.rebuild_hash(st.h_table, table)
+        changes["h_table"] = table
+    return st._replace(**changes)
 
 
 def state_from_arrays(arrays) -> BookState:

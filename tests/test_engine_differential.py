@@ -221,6 +221,37 @@ def test_long_random_streams_match_reference(stp, seed):
     assert ledger.modify_delta != 0 and ledger.clock > 500
 
 
+def spread_prices(batches, scale: int, drift: int, outlier_every: int) -> list[np.ndarray]:
+    """The same streams over prices far wider than the engine's price window.
+
+    Prices are stretched by ``scale``, the whole band walks by ``drift`` ticks
+    every 50 messages (up, then back down), and every ``outlier_every``-th
+    priced message lands 10**6 ticks away: levels then live inside the window,
+    outside it, and across its re-centring.
+    """
+    out, k = [], 0
+    for batch in batches:
+        batch = batch.copy()
+        for m in batch:
+            k += 1
+            if m["price"] > 0:
+                step = k // 50
+                walk = step if step < 40 else 80 - step
+                far = 10**6 if k % outlier_every == 0 else 0
+                m["price"] = m["price"] * scale + walk * drift + far
+        out.append(batch)
+    return out
+
+
+@pytest.mark.parametrize("stp", STP_MODES)
+@pytest.mark.parametrize(("scale", "drift"), [(1, 300), (37, 25), (400, 0)])
+def test_wide_and_drifting_prices_match_reference(stp, scale, drift):
+    batches = spread_prices(random_batches(11, stp, 4000), scale, drift, outlier_every=97)
+    assert max(int(b["price"].max()) for b in batches) > 10**6  # outliers are in
+    _, ledger = run_both(batches, stp, capacity=(8, 2))
+    assert ledger.filled > 0 and ledger.modify_delta != 0
+
+
 def test_streams_exercise_every_report_kind():
     """The pools above reach every report kind and every engine reject reason."""
     kinds, reasons = set(), set()
