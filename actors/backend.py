@@ -26,7 +26,7 @@ from actors.risk import RiskBook, RiskLimits
 from actors.routing import backend_of_account, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
 from actors.wire import check_batch, compress, to_messages
-from engine.messages import REPORT_DTYPE, ReportKind
+from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient"]
 
@@ -62,6 +62,17 @@ class Backend:
         self._in_flight = 0
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
         self._sending = False
+
+    def warm_up(self) -> None:
+        """Compile (or load) the risk kernels, as :meth:`EngineShard.warm_up` does."""
+        if self.noop:
+            return
+        messages = np.zeros(1, MESSAGE_DTYPE)
+        reports = np.zeros(1, REPORT_DTYPE)
+        reports.flags.writeable = False  # as shards' reports arrive
+        self.risk.check(messages[:0], 0)
+        self.risk.apply(messages[:0], reports[:0])
+        self.risk.apply_maker_fills(reports)  # kind 0: not a fill, changes nothing
 
     async def submit(self, orders) -> np.ndarray:
         """Reports for a batch of orders; ``BadBatch`` if it is not a batch of orders."""

@@ -4,7 +4,8 @@ This is the only module in ``actors/`` that imports Ray. Each wrapper adds
 Ray metrics (``ray.util.metrics``) so a run can be watched in the Ray
 dashboard, and each client hides ``.remote()`` behind an ``async`` method with
 the plain class's signature, which is the transport seam: generators and
-backends only ever see clients.
+backends only ever see clients. With ``topology.transport: stream`` the
+generators reach the backends over :mod:`actors.stream` instead of Ray calls.
 """
 
 import os
@@ -18,7 +19,9 @@ from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
 from actors.load_generator import LoadGenerator, RunWindow
-from engine.messages import ReportKind
+from actors.stream import StreamClient, StreamServer
+from actors.wire import ORDER_DTYPE
+from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 from lab.workload import OrderFlow
 
 __all__ = [
@@ -28,6 +31,8 @@ __all__ = [
     "CollectorActor",
     "RayShardClient",
     "RayBackendClient",
+    "StreamBackendClient",
+    "StreamShardClient",
     "RayStatsClient",
 ]
 
@@ -85,36 +90,77 @@ class _Located:
 
 
 class ShardActor(_Located, EngineShard):
-    """An engine shard as a (one call at a time) Ray actor."""
+    """An engine shard as a Ray actor that takes one batch at a time.
+
+    Its methods are coroutines without awaits, all run on the actor's event
+    loop: calls over Ray and over its stream (``open_stream``) then take turns
+    and never touch the engine at the same time.
+    """
 
     def __init__(self, run_id: str, **kwargs):
         super().__init__(**kwargs)
+        self.warm_up()
         self._metrics = _Metered(f"engine-{self.shard_id}", run_id)
 
-    def process(self, messages, backend_id=0):
+    async def process(self, messages, backend_id=0):
         reports, outbox = super().process(messages, backend_id)
         if len(messages):
             self._metrics.count_reports(len(messages), reports)
         return reports, outbox
 
-    def take_stats(self) -> dict:
+    async def open_stream(self) -> tuple[str, int]:
+        """Serve ``process`` over a stream too (``topology.transport: stream``); its address."""
+        self._stream = StreamServer(self.process, MESSAGE_DTYPE)
+        port = await self._stream.start()
+        return ray.util.get_node_ip_address(), port
+
+    async def take_stats(self) -> dict:
         out = self.stats.take()
         self._metrics.export(out["max_queue"])
         return out
 
-    def ready(self) -> bool:
+    async def write_journal(self, directory: str) -> dict[str, str]:
+        return super().write_journal(directory)
+
+    async def snapshot(self) -> bytes:
+        return super().snapshot()
+
+    async def restore(self, data: bytes) -> None:
+        super().restore(data)
+
+    async def state_hash(self) -> str:
+        return super().state_hash()
+
+    async def resting(self) -> int:
+        return super().resting()
+
+    async def ready(self) -> bool:
         return True
 
 
 class BackendActor(_Located, Backend):
-    def __init__(self, run_id: str, shard_handles: list, **kwargs):
-        super().__init__(shards=[RayShardClient(h) for h in shard_handles], **kwargs)
+    def __init__(self, run_id: str, shard_handles: list, shard_addresses=None, **kwargs):
+        if shard_addresses:
+            shards = [StreamShardClient(a) for a in shard_addresses]
+        else:
+            shards = [RayShardClient(h) for h in shard_handles]
+        super().__init__(shards=shards, **kwargs)
+        self.warm_up()
         self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
 
     async def submit(self, orders):
         reports = await super().submit(orders)
         self._metrics.count_reports(len(orders), reports)
         return reports
+
+    async def open_stream(self) -> tuple[str, int]:
+        """Serve ``submit`` over a stream too (``topology.transport: stream``); its address."""
+        self._stream = StreamServer(self._submit_streamed, ORDER_DTYPE)
+        port = await self._stream.start()
+        return ray.util.get_node_ip_address(), port
+
+    async def _submit_streamed(self, orders, _arg):
+        return (await self.submit(orders),)
 
     async def take_stats(self) -> dict:
         out = self.stats.take()
@@ -133,13 +179,16 @@ class GeneratorActor(_Located, LoadGenerator):
         flow_params,
         flow_seed: int,
         first_order_id: int,
+        backend_addresses: list | None = None,
         **kwargs,
     ):
         # The flow is built here: arrays that come through Ray arrive read-only.
         flow = OrderFlow(flow_params, seed=flow_seed, first_order_id=first_order_id)
-        super().__init__(
-            backends=[RayBackendClient(h) for h in backend_handles], flow=flow, **kwargs
-        )
+        if backend_addresses:
+            backends = [StreamBackendClient(a) for a in backend_addresses]
+        else:
+            backends = [RayBackendClient(h) for h in backend_handles]
+        super().__init__(backends=backends, flow=flow, **kwargs)
         self._metrics = _Metered(f"loadgen-{self.gen_id}", run_id)
         self._latency = metrics.Histogram(
             "lab_latency_ms",
@@ -188,6 +237,24 @@ class RayBackendClient:
 
     async def submit(self, orders):
         return await self.handle.submit.remote(orders)
+
+
+class StreamShardClient:
+    def __init__(self, address):
+        self.stream = StreamClient(address, REPORT_DTYPE)
+
+    async def process(self, messages, backend_id):
+        reports, outbox = await self.stream.call(messages, backend_id)
+        return reports, outbox
+
+
+class StreamBackendClient:
+    def __init__(self, address):
+        self.stream = StreamClient(address, REPORT_DTYPE)
+
+    async def submit(self, orders):
+        (reports,) = await self.stream.call(orders)
+        return reports
 
 
 class RayStatsClient:

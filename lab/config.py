@@ -198,6 +198,9 @@ class TopologyConfig(_Section):
     batch_size: Int = Field(4096, ge=1)
     batch_wait_ms: Float = Field(5.0, ge=0)
     max_in_flight: Int = Field(4, ge=1)  #: batches a generator keeps outstanding
+    #: How generators reach backends: Ray actor calls, or a TCP stream per pair
+    #: (actors.stream), which costs far less per call.
+    transport: Literal["ray", "stream"] = "ray"
     noop: Bool = False  #: engines and backends do nothing (transport benchmark)
     journal: Bool = False  #: engine shards record the batches they processed
     journal_dir: Str = "results/journals"  #: where journals go, one folder per run

@@ -76,6 +76,9 @@ class Pipeline:
             )
             for i in range(t.engines)
         ]
+        # With the stream transport each stage serves its own TCP stream.
+        stream = t.transport == "stream"
+        shard_addresses = _stream_addresses(self.shards) if stream else None
         # 2. Backends.
         limits = RiskLimits(**config.risk.model_dump())
         self.backends = [
@@ -86,6 +89,7 @@ class Pipeline:
                 r.backend.ray_options(),
                 run_id=run_id,
                 shard_handles=self.shards,
+                shard_addresses=shard_addresses,
                 backend_id=i,
                 n_backends=t.backends,
                 n_symbols=w.symbols,
@@ -96,6 +100,7 @@ class Pipeline:
             for i in range(t.backends)
         ]
         # 3. Load generators: the target rate is shared evenly between them.
+        addresses = _stream_addresses(self.backends) if stream else None
         rate = None if w.closed_loop else float(w.rate) / t.generators
         self.generators = [
             self._actor(
@@ -105,6 +110,7 @@ class Pipeline:
                 r.generator.ray_options(),
                 run_id=run_id,
                 backend_handles=self.backends,
+                backend_addresses=addresses,
                 gen_id=i,
                 flow_params=flow_params(config),
                 flow_seed=config.experiment.seed * 1000 + i,
@@ -189,6 +195,16 @@ class Pipeline:
     def shutdown(self) -> None:
         for handle in self._all:
             ray.kill(handle, no_restart=True)
+
+
+def _stream_addresses(handles: list) -> list[tuple[str, int]]:
+    try:
+        return ray.get([h.open_stream.remote() for h in handles], timeout=_READY_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise LabError(
+            f"actors did not open their streams within {_READY_TIMEOUT_S:.0f} s: the layout "
+            f"probably lacks the CPUs or memory that `resources` asks for"
+        ) from None
 
 
 def _interval_s(config: ExperimentConfig) -> float:

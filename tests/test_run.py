@@ -67,10 +67,15 @@ def test_open_loop_run_at_a_target_rate(ray_session, tmp_path):
     assert result.errors == 0, result.first_error
 
 
-def test_journal_of_a_run_replays_to_its_trades(ray_session, tmp_path):
+@pytest.mark.parametrize("transport", ["ray", "stream"])
+def test_journal_of_a_run_replays_to_its_trades(ray_session, tmp_path, transport):
     result = short_run(
-        tmp_path, "topology.journal=true", f"topology.journal_dir={tmp_path}/journals"
+        tmp_path,
+        "topology.journal=true",
+        f"topology.journal_dir={tmp_path}/journals",
+        f"topology.transport={transport}",
     ).run()
+    assert result.orders_acked > 0 and result.errors == 0, result.first_error
     assert len(result.journals) == 2
     total = 0
     for paths in result.journals:
