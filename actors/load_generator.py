@@ -199,7 +199,9 @@ class LoadGenerator:
         fill = kinds == ReportKind.FILL
         if fill.any():
             self.flow.mids[reports["symbol"][fill]] = reports["price"][fill]
-        gone = np.isin(kinds, _GONE) | (fill & (reports["leaves"] == 0))
+        gone = fill & (reports["leaves"] == 0)
+        for kind in _GONE:  # not np.isin: far slower on the small batches of one order
+            gone |= kinds == kind
         self.flow.forget(reports["order_id"][gone])
 
 

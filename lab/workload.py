@@ -144,6 +144,10 @@ def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone_sorted):
     return k
 
 
+#: Forgotten ids that wait for one pass over the pool (see ``OrderFlow.forget``).
+FORGET_BATCH = 256
+
+
 class OrderFlow:
     """Seeded, stateful generator of message batches for a set of symbols.
 
@@ -175,10 +179,13 @@ class OrderFlow:
         self._pool_acct = np.zeros(pool_size, dtype=np.int64)
         self._pool_price = np.zeros(pool_size, dtype=np.int64)
         self._pool_n = 0
+        self._gone: list[np.ndarray] = []  # ids waiting to be forgotten
+        self._gone_n = 0
 
     @property
     def live_orders(self) -> tuple[np.ndarray, np.ndarray]:
-        """(symbols, order ids) the flow believes are resting."""
+        """(symbols, order ids) the flow believes are resting, waiting forgets applied."""
+        self.forget_now()
         n = self._pool_n
         return self._pool_sym[:n], self._pool_id[:n]
 
@@ -191,16 +198,31 @@ class OrderFlow:
         self._pool_n = len(keep)
 
     def forget(self, order_ids: np.ndarray) -> None:
-        """Forget these orders (they traded away, were cancelled or rejected)."""
-        if len(order_ids) and self._pool_n:
+        """Forget these orders (they traded away, were cancelled or rejected).
+
+        Dropping ids costs a pass over the whole pool, so a few ids at a time
+        (one order per call) wait until ``FORGET_BATCH`` have gathered: the
+        flow may meanwhile aim a cancel at an order that is already gone,
+        which the engine rejects as unknown, as it would a real client's.
+        """
+        if len(order_ids):
+            self._gone.append(np.asarray(order_ids, dtype=np.int64))
+            self._gone_n += len(order_ids)
+        if self._gone_n >= FORGET_BATCH:
+            self.forget_now()
+
+    def forget_now(self) -> None:
+        """Apply every forget still waiting."""
+        if self._gone_n and self._pool_n:
             self._pool_n = _forget(
                 self._pool_sym,
                 self._pool_id,
                 self._pool_acct,
                 self._pool_price,
                 self._pool_n,
-                np.sort(np.asarray(order_ids, dtype=np.int64)),
+                np.sort(np.concatenate(self._gone)),
             )
+        self._gone, self._gone_n = [], 0
 
     def next_batch(self, n: int, dtype: np.dtype = MESSAGE_DTYPE) -> np.ndarray:
         """The next ``n`` messages of the flow, as an array of ``dtype``.

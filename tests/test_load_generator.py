@@ -5,7 +5,7 @@ import time
 
 from actors.load_generator import LoadGenerator, RunWindow
 from lab.histogram import LatencyHistogram
-from lab.workload import FlowParams, OrderFlow
+from lab.workload import FORGET_BATCH, FlowParams, OrderFlow
 from tests.pipeline_fixtures import LocalBackend, build
 
 
@@ -97,3 +97,18 @@ def _share_below(hist: LatencyHistogram, value_ns: float) -> float:
         else:
             hi = mid
     return lo / 100
+
+
+def test_forgotten_orders_leave_the_flow_in_groups_and_all_at_once_when_read():
+    flow = OrderFlow(FlowParams(symbols=2, accounts=10, mix=(1, 0, 0, 0, 0)), seed=3)
+    flow.next_batch(1000)
+    ids = flow.live_orders[1].copy()  # a view of the pool otherwise
+    live = len(ids)
+    flow.forget(ids[:3])
+    assert flow._pool_n == live  # a few ids wait for a group
+    flow.forget(ids[3:FORGET_BATCH])
+    assert flow._pool_n == live - FORGET_BATCH  # a full group goes at once
+    flow.forget(ids[-2:])
+    _, now = flow.live_orders  # reading applies what still waits
+    assert len(now) == live - FORGET_BATCH - 2
+    assert not set(now.tolist()) & set(ids[:FORGET_BATCH].tolist() + ids[-2:].tolist())
