@@ -69,7 +69,10 @@ class LatencyHistogram:
         if not low >= 0 or (values.dtype.kind == "f" and np.isnan(values).any()):
             raise ValueError("latencies must be non-negative numbers of ns")
         indices = np.minimum(np.searchsorted(_BOUNDS, values, side="right"), _NBUCKETS - 1)
-        self.counts += np.bincount(indices, minlength=_NBUCKETS)
+        if values.size < 64:  # a full-length bincount costs more than the values
+            np.add.at(self.counts, indices, 1)
+        else:
+            self.counts += np.bincount(indices, minlength=_NBUCKETS)
         self._extend(values.size, low.item(), high.item(), float(values.sum(dtype=np.float64)))
 
     def _extend(self, count: int, low: int | float, high: int | float, total: float) -> None:

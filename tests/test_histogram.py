@@ -57,6 +57,10 @@ def test_record_and_record_many_agree():
     assert np.array_equal(one_by_one.counts, at_once.counts)
     assert (one_by_one.min, one_by_one.max) == (at_once.min, at_once.max)
     assert one_by_one.mean == pytest.approx(at_once.mean)
+    in_small_arrays = LatencyHistogram()  # the path for a few values at a time
+    for part in np.array_split(values, 400):
+        in_small_arrays.record_many(part)
+    assert np.array_equal(in_small_arrays.counts, at_once.counts)
 
 
 def test_merging_equals_recording_everything_in_one():
