@@ -29,7 +29,9 @@ from lab.workload import FlowParams
 
 __all__ = ["Pipeline", "flow_params"]
 
-_READY_TIMEOUT_S = 120.0
+_READY_TIMEOUT_S = 300.0
+#: Layouts whose actors all run on this host, and so share its Numba cache.
+_THIS_HOST = ("local", "emulated", "netns")
 _START_LEAD_S = 0.5
 
 
@@ -57,6 +59,8 @@ class Pipeline:
         self.placement = Placement(layout)
         t, r = config.topology, config.resources
         w = config.workload
+        if layout.kind in _THIS_HOST and not t.noop:
+            _compile_kernels()
 
         # 1. Engine shards.
         self.shards = [
@@ -195,6 +199,21 @@ class Pipeline:
     def shutdown(self) -> None:
         for handle in self._all:
             ray.kill(handle, no_restart=True)
+
+
+def _compile_kernels() -> None:
+    """Compile the kernels here, once, before the actors start.
+
+    On a machine whose Numba cache is cold, every engine shard and backend
+    would otherwise compile the same kernels at once (about a minute each,
+    all competing for the same cores); after this they load them from the
+    cache. Elsewhere (a real cluster) each node compiles once, on its own.
+    """
+    from actors.backend import Backend
+    from actors.engine_shard import EngineShard
+
+    EngineShard(0, 1, 1).warm_up()
+    Backend(0, 1, [], 1, 1).warm_up()
 
 
 def _stream_addresses(handles: list) -> list[tuple[str, int]]:
