@@ -56,15 +56,31 @@ def stp_mode(name: str) -> int:
 
 
 class MatchingEngine:
-    """Price-time-priority books for ``n_symbols`` symbols (indices ``0..n_symbols-1``)."""
+    """Price-time-priority books for ``n_symbols`` symbols (indices ``0..n_symbols-1``).
 
-    def __init__(self, n_symbols: int, stp: str = "none", orders: int = 1024, levels: int = 256):
+    ``orders`` and ``levels`` are the pools' starting capacities; a pool that
+    fills up doubles, so they only matter for speed. ``prefault`` faults the
+    pools' pages in now instead of on first use (see :mod:`engine.state`).
+    """
+
+    def __init__(
+        self,
+        n_symbols: int,
+        stp: str = "none",
+        orders: int = 1024,
+        levels: int = 256,
+        prefault: bool = False,
+    ):
         if int(n_symbols) < 1:
             raise ValueError("n_symbols must be at least 1")
+        if int(orders) < 1 or int(levels) < 1:
+            raise ValueError("orders and levels must be at least 1")
         self.n_symbols = int(n_symbols)
         self.stp = stp
         self._stp = stp_mode(stp)
-        self._st: BookState = new_state(self.n_symbols, orders=orders, levels=levels)
+        self._st: BookState = new_state(
+            self.n_symbols, orders=int(orders), levels=int(levels), prefault=prefault
+        )
         #: Messages processed so far (accepted or rejected).
         self.messages = 0
         self._out = np.empty(0, dtype=REPORT_DTYPE)
@@ -80,6 +96,9 @@ class MatchingEngine:
             raise TypeError("batch must be a 1-d NumPy array of engine.MESSAGE_DTYPE")
         batch = np.ascontiguousarray(batch)
         msgs = batch.view(np.int64)
+        # Always read-only, as batches that come over Ray or a stream are: one
+        # Numba signature, so the kernel compiles (about a minute) only once.
+        msgs.flags.writeable = False
         out = self._report_buffer(2 * len(batch) + 16)
         i, n = 0, 0
         while True:
@@ -112,6 +131,11 @@ class MatchingEngine:
     @property
     def n_resting(self) -> int:
         return int(self._st.counters[kernels.C_RESTING])
+
+    @property
+    def order_capacity(self) -> int:
+        """Orders the pools hold before they next grow."""
+        return len(self._st.orders) // kernels.ROW_WIDTH
 
     def resting_orders(self) -> np.ndarray:
         """Every resting order: by symbol, bids then asks, best price first, FIFO within a price."""

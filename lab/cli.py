@@ -195,18 +195,25 @@ def bench_engine(
     messages: int = typer.Option(5_000_000, "--messages", help="Messages in the standard mix."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     seed: int = typer.Option(1, "--seed"),
+    orders: int = typer.Option(
+        1 << 20,
+        "--orders",
+        min=0,
+        help="Order pools pre-allocated (and faulted in) before the clock; 0: grow from small.",
+    ),
 ) -> None:
     """Single-core engine throughput on the standard mix."""
     from lab.bench_engine import run_engine_bench
 
-    result = run_engine_bench(messages=messages, seed=seed)
+    result = run_engine_bench(messages=messages, seed=seed, orders=orders)
     if json_out:
         import json
 
         typer.echo(json.dumps(result))
     else:
         for key, value in result.items():
-            typer.echo(f"{key:>26}: {value:,}" if isinstance(value, int) else f"{key:>26}: {value}")
+            number = isinstance(value, int) and not isinstance(value, bool)
+            typer.echo(f"{key:>26}: {value:,}" if number else f"{key:>26}: {value}")
 
 
 def main(argv: list[str] | None = None) -> None:
