@@ -37,6 +37,7 @@ class EngineShard:
         stp: str = "none",
         noop: bool = False,
         journal: bool = False,
+        orders: int = 1024,
     ):
         self.shard_id = shard_id
         self.n_shards = n_shards
@@ -45,7 +46,9 @@ class EngineShard:
         if not self.symbols:
             raise ValueError(f"shard {shard_id} of {n_shards} owns no symbol of {n_symbols}")
         self.noop = noop
-        self.engine = MatchingEngine(len(self.symbols), stp=stp)
+        # Pools for ``orders`` resting orders, faulted in now: growing them
+        # mid-run copies the book and stalls every order in flight.
+        self.engine = MatchingEngine(len(self.symbols), stp=stp, orders=orders, prefault=True)
         self.stats = StageStats()
         # Fills whose maker belongs to another backend, waiting to be picked up.
         self._maker_outbox: list[list[np.ndarray]] = [[] for _ in range(n_backends)]

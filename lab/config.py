@@ -201,6 +201,9 @@ class TopologyConfig(_Section):
     #: How generators reach backends: Ray actor calls, or a TCP stream per pair
     #: (actors.stream), which costs far less per call.
     transport: Literal["ray", "stream"] = "ray"
+    #: Resting orders each engine shard has room for from the start (its pools
+    #: double beyond that, which stalls the shard while they are copied).
+    engine_orders: Int = Field(65536, ge=1)
     noop: Bool = False  #: engines and backends do nothing (transport benchmark)
     journal: Bool = False  #: engine shards record the batches they processed
     journal_dir: Str = "results/journals"  #: where journals go, one folder per run

@@ -77,6 +77,7 @@ class Pipeline:
                 stp=w.stp,
                 noop=t.noop,
                 journal=t.journal,
+                orders=t.engine_orders,
             )
             for i in range(t.engines)
         ]

@@ -87,3 +87,8 @@ def test_journal_replays_to_the_same_trades_book_and_rejects(tmp_path):
 def test_symbol_names_sort_like_indices():
     names = [symbol_name(i) for i in range(0, 12000, 7)]
     assert names == sorted(names)
+
+
+def test_a_shard_starts_with_room_for_the_orders_it_is_given():
+    assert EngineShard(0, 1, 2, orders=5000).engine.order_capacity >= 5000
+    assert EngineShard(0, 1, 2).engine.order_capacity >= 1024
