@@ -4,8 +4,9 @@ This is the only module in ``actors/`` that imports Ray. Each wrapper adds
 Ray metrics (``ray.util.metrics``) so a run can be watched in the Ray
 dashboard, and each client hides ``.remote()`` behind an ``async`` method with
 the plain class's signature, which is the transport seam: generators and
-backends only ever see clients. With ``topology.transport: stream`` the
-generators reach the backends over :mod:`actors.stream` instead of Ray calls.
+backends only ever see clients. With ``topology.transport: stream``
+generators reach backends, and backends reach shards, over
+:mod:`actors.stream` instead of Ray calls.
 """
 
 import gc
