@@ -1,0 +1,72 @@
+"""Starting capacities and prefaulting: speed options only, never a change in behaviour.
+
+An engine whose pools start big (and are faulted in up front) must give the
+same reports and book as one that starts small and grows, and it must still
+grow when the book outruns its capacity; pools must sit on cache lines.
+"""
+
+import numpy as np
+import pytest
+from engine_fixtures import assert_same_reports
+
+from engine import MatchingEngine
+from lab.bench_engine import STANDARD_MIX, standard_messages
+
+N_SYMBOLS = STANDARD_MIX.symbols
+
+
+@pytest.fixture(scope="module")
+def flow() -> np.ndarray:
+    """The bench's standard mix: trades, cancels and modifies on a growing book."""
+    return standard_messages(30_000, seed=3)
+
+
+def run(engine: MatchingEngine, msgs: np.ndarray, batch: int = 4096) -> np.ndarray:
+    return np.concatenate(
+        [engine.process(msgs[lo : lo + batch]) for lo in range(0, len(msgs), batch)]
+    )
+
+
+def test_presized_engines_match_the_default(flow):
+    default = MatchingEngine(N_SYMBOLS)
+    want = run(default, flow)
+    for kwargs in (
+        {"orders": 1 << 16, "levels": 1 << 12, "prefault": True},
+        {"orders": 1 << 16, "prefault": False},
+        {"orders": 1, "levels": 1, "prefault": True},
+    ):
+        engine = MatchingEngine(N_SYMBOLS, **kwargs)
+        assert_same_reports(run(engine, flow), want)
+        assert engine.state_hash() == default.state_hash()
+
+
+def test_presized_engine_grows_past_its_capacity(flow):
+    engine = MatchingEngine(N_SYMBOLS, orders=256, levels=16, prefault=True)
+    assert engine.order_capacity == 256
+    reference = MatchingEngine(N_SYMBOLS)
+    assert_same_reports(run(engine, flow), run(reference, flow))
+    assert engine.n_resting == reference.n_resting > 256
+    assert engine.order_capacity >= engine.n_resting
+    assert engine.state_hash() == reference.state_hash()
+
+
+def test_pools_start_on_cache_lines(flow):
+    def check(engine):
+        st = engine._st
+        for pool in (st.orders, st.levels, st.h_table):
+            assert pool.ctypes.data % 64 == 0
+
+    engine = MatchingEngine(N_SYMBOLS, orders=3, levels=1, prefault=True)
+    check(engine)
+    run(engine, flow[:5000])  # grows every pool
+    assert engine.order_capacity > 3
+    check(engine)
+    clone = MatchingEngine.from_snapshot(engine.snapshot())
+    check(clone)
+    assert clone.state_hash() == engine.state_hash()
+
+
+@pytest.mark.parametrize("kwargs", [{"orders": 0}, {"levels": 0}, {"orders": -8}])
+def test_capacities_must_be_positive(kwargs):
+    with pytest.raises(ValueError):
+        MatchingEngine(1, **kwargs)
