@@ -107,6 +107,7 @@ class StreamClient:
         self._pending: dict[int, asyncio.Future] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._connecting: asyncio.Lock | None = None
+        self._reader: asyncio.Task | None = None
 
     async def call(self, batch: np.ndarray, arg: int = 0) -> list[np.ndarray]:
         """Send ``batch``; the reply's arrays (``StreamError`` if the server failed it)."""
@@ -131,7 +132,8 @@ class StreamClient:
         async with self._connecting:
             if self._writer is None or self._writer.is_closing():
                 reader, self._writer = await asyncio.open_connection(*self.address)
-                asyncio.ensure_future(self._read_replies(reader))
+                # Kept: the loop holds only weak references to tasks.
+                self._reader = asyncio.ensure_future(self._read_replies(reader))
         return self._writer
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
