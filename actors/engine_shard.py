@@ -57,14 +57,14 @@ class EngineShard:
         self._journaled = 0
 
     def warm_up(self) -> None:
-        """Compile (or load from Numba's cache) the kernels for what actors receive.
+        """Compile (or load from Numba's cache) the engine's kernel.
 
-        Batches that come over Ray or a stream are read-only arrays, a type
-        of their own to Numba; an actor calls this before its run starts so
-        that no compile lands inside the measured window.
+        An actor calls this before its run starts so that no compile lands
+        inside the measured window (the engine hands the kernel one array
+        type, read-only, whatever the batch is).
         """
         if not self.noop:
-            self.engine.process(_read_only(np.zeros(0, MESSAGE_DTYPE)))
+            self.engine.process(np.zeros(0, MESSAGE_DTYPE))
 
     def process(self, messages: np.ndarray, backend_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Match a batch of ``MESSAGE_DTYPE`` messages.
@@ -174,11 +174,6 @@ class EngineShard:
 
     def resting(self) -> int:
         return self.engine.n_resting
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 def _acks(messages: np.ndarray) -> np.ndarray:
