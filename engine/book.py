@@ -84,7 +84,7 @@ class MatchingEngine:
         #: Messages processed so far (accepted or rejected).
         self.messages = 0
         self._out = np.empty(0, dtype=REPORT_DTYPE)
-        self._pipe = np.zeros(4 * kernels.PIPE, dtype=np.int64)  # kernel scratch
+        self._pipe = np.zeros(kernels.PIPE_WORDS, dtype=np.int64)  # kernel scratch
 
     def process(self, batch: np.ndarray, *, copy: bool = True) -> np.ndarray:
         """Apply a batch of ``MESSAGE_DTYPE`` messages; return their ``REPORT_DTYPE`` reports.

@@ -62,9 +62,11 @@ C_ORDER_FREE, C_ORDER_HW, C_LEVEL_FREE, C_LEVEL_HW, C_RESTING, C_LEVELS, C_SIDE_
 CHUNK = 16
 #: Rows of messages and reports as int64 words (see ``_unpack`` and ``_emit``).
 MESSAGE_WORDS, REPORT_WORDS = 6, 10
-#: Messages noted in the prefetch scratch (a power of two, over 4 chunks).
+#: Messages noted in the prefetch scratch (a power of two, over 4 chunks),
+#: and its size in words: per message 2 notes, and 4 lists (see "prefetching").
 PIPE = 128
 PIPE_MASK = PIPE - 1
+PIPE_WORDS = 6 * PIPE
 
 #: Index arrays through ``_u(i)``: Numba wraps negative signed indices (three
 #: more instructions per access, a sixth of the kernel's); unsigned ones it
@@ -640,80 +642,129 @@ def _unpack(w):
 # level it trades with, then that order's bucket and successor when it
 # fills). Done one message at a time that latency is paid in full, so the
 # batch loop walks the chains of later messages ahead of time, one link per
-# pass over a chunk of messages, each pass finding its addresses through
-# lines the pass before fetched: buckets 3 chunks ahead, order rows 2 ahead,
-# neighbours and trade heads 1 ahead, the heads' buckets and successors for
-# the chunk about to run. Passes note what they found in ``pipe`` (slot ``k``
-# of message ``j`` at ``(j % PIPE) * 4 + k``). Prefetching never changes the
-# state, and a stale note (the book moves on meanwhile) only costs bandwidth.
-# The messages themselves stream in from memory, and the hardware prefetcher
-# does not keep ahead of them: the first pass fetches them 4 chunks early.
+# pass, each pass finding its addresses through lines the pass before
+# fetched: buckets 3 chunks ahead, order rows 2 ahead, neighbours and trade
+# heads 1 ahead, the heads' buckets and successors for the chunk about to
+# run. Prefetching never changes the state, and a stale note (the book moves
+# on meanwhile) only costs bandwidth. The messages themselves stream in from
+# memory, and the hardware prefetcher does not keep ahead of them: the first
+# pass fetches them 4 chunks before it reads them.
+#
+# Whether a message is a NEW, and whether a NEW crosses, are coin flips that
+# a branch predictor misses a third of the time, so the passes do not test
+# them: the first pass lists the other messages ("amends": CANCEL, MODIFY)
+# and the NEWs apart, without branching, the NEW pass lists the crossing
+# ones the same way, and each later pass walks only its list.
+# ``pipe`` holds, per message ``j``, its tag and amended row (``_note``), and
+# the lists as rings of ``PIPE`` entries (``_ring``), counted from 0 on each
+# call of ``process_batch``; no list has over 4 chunks unread, so none overruns.
 
-P_TAG, P_ROW, P_HEAD = 0, 1, 2
+P_TAG, P_ROW = 0, 1
+# The rings, as blocks of ``pipe`` after the notes' two: message indices, and
+# the head row each crossing NEW trades with.
+RING_AMENDS, RING_NEWS, RING_CROSSING, RING_HEADS = 2, 3, 4, 5
 
 
 @njit_inline
-def _pipe(j, k):
-    return _u((j & PIPE_MASK) * 4 + k)
+def _note(j, k):
+    return _u((j & PIPE_MASK) * 2 + k)
 
 
 @njit_inline
-def _pass_buckets(st, msgs, pipe, lo, hi):
-    """Tags of messages [lo, hi), noted, and their hash buckets fetched."""
+def _ring(r, k):
+    return _u(r * PIPE + (k & PIPE_MASK))
+
+
+@njit_inline
+def _pass_buckets(st, msgs, pipe, lo, hi, n_amends, n_news):
+    """Tags of messages [lo, hi), noted, their hash buckets fetched, and each listed.
+
+    Returns the lists' new lengths.
+    """
     h = st.h_table
     hmask = h.shape[0] - 1
     for j in range(lo, hi):
-        tag = _tag((_word(msgs, j) << 32) >> 32, msgs[_u(j * MESSAGE_WORDS + 1)])
-        pipe[_pipe(j, P_TAG)] = tag
+        w = _word(msgs, j)
+        tag = _tag((w << 32) >> 32, msgs[_u(j * MESSAGE_WORDS + 1)])
+        pipe[_note(j, P_TAG)] = tag
         prefetch(h, tag & hmask)
         prefetch(msgs, _u((j + 4 * CHUNK) * MESSAGE_WORDS))  # harmless past the end
+        is_new = np.int64((w << 24) >> 56 == NEW)
+        pipe[_ring(RING_AMENDS, n_amends)] = j
+        pipe[_ring(RING_NEWS, n_news)] = j
+        n_amends += 1 - is_new
+        n_news += is_new
+    return n_amends, n_news
 
 
 @njit_inline
-def _pass_rows(st, msgs, pipe, lo, hi):
-    """Rows of the orders that CANCEL/MODIFY messages in [lo, hi) amend."""
+def _pass_rows(st, pipe, hi, k, n_amends):
+    """Rows of the orders that the listed amends before message ``hi`` amend, from entry ``k``."""
     h = st.h_table
-    for j in range(lo, hi):
-        s = -1
-        if (_word(msgs, j) << 24) >> 56 != NEW:
-            s = _hash_peek(h, pipe[_pipe(j, P_TAG)])
-            if s >= 0:
-                prefetch(st.orders, _row(s, 0))
-        pipe[_pipe(j, P_ROW)] = s
+    while k < n_amends:
+        j = pipe[_ring(RING_AMENDS, k)]
+        if j >= hi:
+            break
+        s = _hash_peek(h, pipe[_note(j, P_TAG)])
+        prefetch(st.orders, _row(max(s, 0), 0))
+        pipe[_note(j, P_ROW)] = s
+        k += 1
+    return k
 
 
 @njit_inline
-def _pass_links(st, msgs, pipe, lo, hi, n_symbols):
-    """FIFO neighbours of those rows, and the heads that NEWs in [lo, hi) trade with."""
-    for j in range(lo, hi):
-        sym, action, side, typ = _unpack(_word(msgs, j))
-        o = -1
-        if action != NEW:
-            s = pipe[_pipe(j, P_ROW)]
-            if s >= 0:
-                q, p = st.orders[_row(s, O_NEXT)], st.orders[_row(s, O_PREV)]
-                prefetch(st.orders, _row(max(q, 0), 0))
-                prefetch(st.orders, _row(max(p, 0), 0))
-        elif _u(sym) < _u(n_symbols):
+def _pass_neighbours(st, pipe, hi, k, n_amends):
+    """FIFO neighbours of those rows."""
+    while k < n_amends:
+        j = pipe[_ring(RING_AMENDS, k)]
+        if j >= hi:
+            break
+        s = pipe[_note(j, P_ROW)]
+        if s >= 0:
+            q, p = st.orders[_row(s, O_NEXT)], st.orders[_row(s, O_PREV)]
+            prefetch(st.orders, _row(max(q, 0), 0))
+            prefetch(st.orders, _row(max(p, 0), 0))
+        k += 1
+    return k
+
+
+@njit_inline
+def _pass_heads(st, msgs, pipe, hi, k, n_news, n_cross, n_symbols):
+    """Heads that the listed NEWs before message ``hi`` trade with; lists the crossing NEWs."""
+    while k < n_news:
+        j = pipe[_ring(RING_NEWS, k)]
+        if j >= hi:
+            break
+        sym, _, side, typ = _unpack(_word(msgs, j))
+        if _u(sym) < _u(n_symbols):
             level = st.books[_side(sym * 2 + (1 if side == BUY else 0), B_BEST)]
             if level >= 0:
                 limit = msgs[_u(j * MESSAGE_WORDS + 3)]
-                if _acceptable(st.levels[_row(level, L_PRICE)], side, limit, typ == MARKET):
-                    o = st.levels[_row(level, L_HEAD)]
-                    prefetch(st.orders, _row(o, 0))
-        pipe[_pipe(j, P_HEAD)] = o
+                crosses = np.int64(
+                    _acceptable(st.levels[_row(level, L_PRICE)], side, limit, typ == MARKET)
+                )
+                head = st.levels[_row(level, L_HEAD)]
+                prefetch(st.orders, _row(head * crosses, 0))  # row 0, cached, if not
+                pipe[_ring(RING_CROSSING, n_cross)] = j
+                pipe[_ring(RING_HEADS, n_cross)] = head
+                n_cross += crosses
+        k += 1
+    return k, n_cross
 
 
 @njit_inline
-def _pass_trades(st, pipe, lo, hi):
-    """Bucket and successor of the heads that messages in [lo, hi) trade with."""
+def _pass_trades(st, pipe, hi, k, n_cross):
+    """Bucket and successor of the heads that the listed crossings before ``hi`` trade with."""
     h = st.h_table
     hmask = h.shape[0] - 1
-    for j in range(lo, hi):
-        o = pipe[_pipe(j, P_HEAD)]
-        if o >= 0:
-            prefetch(h, _tag(st.orders[_row(o, O_SYM)], st.orders[_row(o, O_ID)]) & hmask)
-            prefetch(st.orders, _row(max(st.orders[_row(o, O_NEXT)], 0), 0))
+    while k < n_cross:
+        if pipe[_ring(RING_CROSSING, k)] >= hi:
+            break
+        o = pipe[_ring(RING_HEADS, k)]
+        prefetch(h, _tag(st.orders[_row(o, O_SYM)], st.orders[_row(o, O_ID)]) & hmask)
+        prefetch(st.orders, _row(max(st.orders[_row(o, O_NEXT)], 0), 0))
+        k += 1
+    return k
 
 
 @njit_inline
@@ -761,15 +812,18 @@ def process_batch(st, msgs, start, rep, n, n_symbols, stp, pipe):
 
     ``msgs`` and ``rep`` are the message batch and the report buffer seen as
     flat int64 words, ``MESSAGE_WORDS`` and ``REPORT_WORDS`` a row; ``pipe`` is
-    prefetch scratch, int64 ``[4 * PIPE]``. Returns (next message index,
+    prefetch scratch, int64 ``[PIPE_WORDS]``. Returns (next message index,
     reports written, NEED_* bits). The index is the batch length when the
     batch is done; otherwise a pool needs to grow first.
     """
     capacity = rep.shape[0] // REPORT_WORDS
     n_msgs = msgs.shape[0] // MESSAGE_WORDS
     i = start
-    # How far each prefetch pass has got (see "prefetching").
-    ahead_buckets = ahead_rows = ahead_links = ahead_trades = start
+    # How far the prefetch passes have got (see "prefetching"): the first pass
+    # by message, the others by entry in their list.
+    ahead = start
+    n_amends = n_news = n_cross = 0
+    at_rows = at_neighbours = at_heads = at_trades = 0
     while i < n_msgs:
         end = min(i + CHUNK, n_msgs)
         need = _chunk_shortfall(st, end - i)
@@ -790,16 +844,13 @@ def process_batch(st, msgs, start, rep, n, n_symbols, stp, pipe):
                 return i, n, need
             end = i + 1
         to = min(end + 3 * CHUNK, n_msgs)
-        _pass_buckets(st, msgs, pipe, ahead_buckets, to)
-        ahead_buckets = to
-        to = min(end + 2 * CHUNK, n_msgs)
-        _pass_rows(st, msgs, pipe, ahead_rows, to)
-        ahead_rows = to
+        n_amends, n_news = _pass_buckets(st, msgs, pipe, ahead, to, n_amends, n_news)
+        ahead = to
+        at_rows = _pass_rows(st, pipe, min(end + 2 * CHUNK, n_msgs), at_rows, n_amends)
         to = min(end + CHUNK, n_msgs)
-        _pass_links(st, msgs, pipe, ahead_links, to, n_symbols)
-        ahead_links = to
-        _pass_trades(st, pipe, ahead_trades, end)
-        ahead_trades = end
+        at_neighbours = _pass_neighbours(st, pipe, to, at_neighbours, n_amends)
+        at_heads, n_cross = _pass_heads(st, msgs, pipe, to, at_heads, n_news, n_cross, n_symbols)
+        at_trades = _pass_trades(st, pipe, end, at_trades, n_cross)
         for j in range(i, end):
             sym, action, side, typ = _unpack(_word(msgs, j))
             m = j * MESSAGE_WORDS
@@ -810,7 +861,7 @@ def process_batch(st, msgs, start, rep, n, n_symbols, stp, pipe):
                 msgs[_u(m)],
                 sym,
                 msgs[_u(m + 1)],
-                pipe[_pipe(j, P_TAG)],
+                pipe[_note(j, P_TAG)],
                 msgs[_u(m + 2)],
                 msgs[_u(m + 3)],
                 msgs[_u(m + 4)],
