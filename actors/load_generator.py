@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from actors.partition import split
+from actors.report_digest import digest_reports
 from actors.routing import backend_of_account
 from actors.stage_stats import Span, StageStats
 from actors.wire import ORDER_DTYPE, compress
@@ -26,7 +27,6 @@ from lab.workload import OrderFlow
 
 __all__ = ["LoadGenerator", "BackendClient", "RunWindow"]
 
-_GONE = (ReportKind.CANCELED, ReportKind.EXPIRED, ReportKind.REJECT)
 _SAMPLES_PER_INTERVAL = 256
 
 
@@ -158,17 +158,20 @@ class LoadGenerator:
         except Exception as exc:  # a failed call loses its orders: count them, keep going
             reports, error = None, f"{type(exc).__name__}: {exc}"[:2000]
         received = time.time_ns()
+        # Also follows the market: moves the flow's mids to the last trades.
+        digest = None if reports is None else digest_reports(reports, self.flow.mids)
         measured = orders["send_ns"] >= window.measure_from_ns
-        self._count(self.interval, orders, reports, received, error, slice(None))
+        self._count(self.interval, orders, reports, digest, received, error, slice(None))
         if measured.all():
-            self._count(self.total, orders, reports, received, error, slice(None))
+            self._count(self.total, orders, reports, digest, received, error, slice(None))
         elif measured.any():
-            self._count(self.total, compress(orders, measured), reports, received, error, measured)
-        if reports is not None:
-            self._learn(reports)
+            picked = compress(orders, measured)
+            self._count(self.total, picked, reports, digest, received, error, measured)
+        if digest is not None:
+            self.flow.forget(digest.gone)  # filled, cancelled, expired or rejected
 
     @staticmethod
-    def _count(tally, orders, reports, received, error, mask) -> None:
+    def _count(tally, orders, reports, digest, received, error, mask) -> None:
         n = len(orders)
         if not n:
             return
@@ -177,11 +180,10 @@ class LoadGenerator:
             tally.errors += n
             tally.first_error = tally.first_error or error
             return
-        kinds = reports["kind"]
         if isinstance(mask, slice):  # every order of the call
-            rejects = int(np.count_nonzero(kinds == ReportKind.REJECT))
-            fills = int(np.count_nonzero(kinds == ReportKind.FILL))
+            rejects, fills = digest.rejects, digest.fills
         else:  # the orders selected by ``mask`` (seqs rise within a batch)
+            kinds = reports["kind"]
             selected = orders["seq"]
             rejects = _count_seqs(selected, reports["seq"][kinds == ReportKind.REJECT])
             fills = _count_seqs(selected, reports["seq"][kinds == ReportKind.FILL])
@@ -192,17 +194,6 @@ class LoadGenerator:
         tally.latency.record_many(latency)
         if len(tally.samples) < _SAMPLES_PER_INTERVAL:
             tally.samples.extend((latency[:: max(1, n // 4)] / 1e6).tolist())
-
-    def _learn(self, reports: np.ndarray) -> None:
-        """Follow the market: forget orders that are gone, move the mids to the last trades."""
-        kinds = reports["kind"]
-        fill = kinds == ReportKind.FILL
-        if fill.any():
-            self.flow.mids[reports["symbol"][fill]] = reports["price"][fill]
-        gone = fill & (reports["leaves"] == 0)
-        for kind in _GONE:  # not np.isin: far slower on the small batches of one order
-            gone |= kinds == kind
-        self.flow.forget(reports["order_id"][gone])
 
 
 def _count_seqs(selected: np.ndarray, seqs: np.ndarray) -> int:

@@ -1,0 +1,62 @@
+"""What a load generator takes from a batch of reports, in one pass.
+
+Per batch a generator needs its REJECT and FILL counts, the orders that are
+gone (filled, cancelled, expired or rejected), and the last trade price of
+each symbol. As NumPy expressions that is six passes over the reports, with
+a temporary each; the kernel here makes one.
+"""
+
+import numpy as np
+
+from engine.jit import njit
+from engine.kernels import CANCELED, EXPIRED, FILL, REJECT
+
+__all__ = ["Digest", "digest_reports"]
+
+
+@njit
+def _digest(kind, leaves, symbol, price, order_id, mids, gone):
+    """Counts (rejects, fills, gone); writes gone ids to ``gone`` and last prices to ``mids``."""
+    rejects = fills = n_gone = 0
+    for i in range(kind.shape[0]):
+        k = kind[i]
+        if k == FILL:
+            fills += 1
+            if 0 <= symbol[i] < mids.shape[0]:  # no bounds checks in kernels
+                mids[symbol[i]] = price[i]
+            if leaves[i] == 0:
+                gone[n_gone] = order_id[i]
+                n_gone += 1
+        elif k == CANCELED or k == EXPIRED or k == REJECT:
+            rejects += k == REJECT
+            gone[n_gone] = order_id[i]
+            n_gone += 1
+    return rejects, fills, n_gone
+
+
+class Digest:
+    """The reports' counts and the ids of the orders they finished."""
+
+    def __init__(self, rejects: int, fills: int, gone: np.ndarray):
+        self.rejects = rejects
+        self.fills = fills
+        self.gone = gone
+
+
+def _read_only(field: np.ndarray) -> np.ndarray:
+    # One array type for the kernel whether the reports came over Ray
+    # (read-only) or from a local call, so it compiles once.
+    field = field.view()
+    field.flags.writeable = False
+    return field
+
+
+def digest_reports(reports: np.ndarray, mids: np.ndarray) -> Digest:
+    """Digest a batch of ``REPORT_DTYPE`` reports; moves ``mids`` to their last fill prices."""
+    gone = np.empty(len(reports), dtype=np.int64)
+    rejects, fills, n_gone = _digest(
+        *(_read_only(reports[f]) for f in ("kind", "leaves", "symbol", "price", "order_id")),
+        mids,
+        gone,
+    )
+    return Digest(int(rejects), int(fills), gone[:n_gone])
