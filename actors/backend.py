@@ -23,7 +23,7 @@ import numpy as np
 
 from actors.partition import split
 from actors.risk import RiskBook, RiskLimits
-from actors.routing import backend_of_account, local_symbol, shard_of_symbol
+from actors.routing import local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
 from actors.wire import check_batch, compress, to_messages
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
@@ -55,7 +55,7 @@ class Backend:
             limits,
             n_accounts,
             n_symbols,
-            owns=lambda accounts: backend_of_account(accounts, n_backends) == backend_id,
+            owner=(backend_id, n_backends),
         )
         self.stats = StageStats()
         self._clock = clock

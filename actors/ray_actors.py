@@ -21,9 +21,10 @@ from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
 from actors.load_generator import LoadGenerator, RunWindow
+from actors.report_digest import fills_and_rejects
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
-from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
+from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 from lab.workload import OrderFlow
 
 __all__ = [
@@ -66,10 +67,10 @@ class _Metered:
         )
 
     def count_reports(self, n_orders: int, reports: np.ndarray) -> None:
-        kinds = reports["kind"]
+        fills, rejects = fills_and_rejects(reports)
         self.pending["orders"] += n_orders
-        self.pending["fills"] += int(np.count_nonzero(kinds == ReportKind.FILL))
-        self.pending["rejects"] += int(np.count_nonzero(kinds == ReportKind.REJECT))
+        self.pending["fills"] += fills
+        self.pending["rejects"] += rejects
 
     def export(self, queue_depth: int) -> None:
         for name, value in self.pending.items():

@@ -11,7 +11,7 @@ import numpy as np
 from engine.jit import njit
 from engine.kernels import CANCELED, EXPIRED, FILL, REJECT
 
-__all__ = ["Digest", "digest_reports"]
+__all__ = ["Digest", "digest_reports", "fills_and_rejects"]
 
 
 @njit
@@ -32,6 +32,21 @@ def _digest(kind, leaves, symbol, price, order_id, mids, gone):
             gone[n_gone] = order_id[i]
             n_gone += 1
     return rejects, fills, n_gone
+
+
+@njit
+def _fills_and_rejects(kind):
+    fills = rejects = 0
+    for i in range(kind.shape[0]):
+        fills += kind[i] == FILL
+        rejects += kind[i] == REJECT
+    return fills, rejects
+
+
+def fills_and_rejects(reports: np.ndarray) -> tuple[int, int]:
+    """How many FILL and REJECT reports ``reports`` holds (one pass, for the metrics)."""
+    fills, rejects = _fills_and_rejects(_read_only(reports["kind"]))
+    return int(fills), int(rejects)
 
 
 class Digest:

@@ -100,7 +100,8 @@ def _post_trade(
     rep_symbol,
     open_orders,
     position,
-    own_maker,
+    owner,
+    n_owners,
 ):
     """Apply one batch's reports, message by message (reports of a message are contiguous)."""
     n_acct = open_orders.shape[0]
@@ -117,7 +118,9 @@ def _post_trade(
                 signed = rep_qty[k] if rep_side[k] == BUY else -rep_qty[k]
                 position[rep_account[k], rep_symbol[k]] += signed
                 m = rep_maker_account[k]
-                if own_maker[k] and 0 < m < n_acct:
+                # The maker's backend settles it, here if this one owns the
+                # account (``m % n_owners``: ``routing.backend_of_account``).
+                if 0 < m < n_acct and m % n_owners == owner:
                     position[m, rep_symbol[k]] -= signed
                     if rep_maker_leaves[k] == 0:
                         open_orders[m] -= 1
@@ -164,8 +167,10 @@ class RiskBook:
         limits: RiskLimits,
         n_accounts: int,
         n_symbols: int,
-        owns=lambda accounts: np.ones(len(accounts), dtype=bool),
+        owner: tuple[int, int] = (0, 1),
     ):
+        """``owner``: (this backend, number of backends); it keeps the accounts
+        ``routing.backend_of_account`` gives it, and so the makers it settles."""
         self.limits = limits
         self.n_symbols = n_symbols
         self._limits = (
@@ -178,7 +183,7 @@ class RiskBook:
         self.position = np.zeros((n_accounts + 1, n_symbols), dtype=np.int64)
         self._window = np.full(n_accounts + 1, -1, dtype=np.int64)
         self._window_count = np.zeros(n_accounts + 1, dtype=np.int64)
-        self._owns = owns
+        self._owner = owner
 
     def check(self, messages: np.ndarray, now_s: int) -> np.ndarray:
         """Reject reason per message (0 = passes); counts passed NEW orders as open."""
@@ -202,7 +207,6 @@ class RiskBook:
 
     def apply(self, messages: np.ndarray, reports: np.ndarray) -> None:
         """Bring open orders and positions up to date from a batch's reports."""
-        own_maker = self._owns(reports["maker_account"])
         _post_trade(
             messages["seq"],
             messages["action"],
@@ -218,7 +222,7 @@ class RiskBook:
             reports["symbol"],
             self.open_orders,
             self.position,
-            own_maker,
+            *self._owner,
         )
 
     def apply_maker_fills(self, fills: np.ndarray) -> None:
