@@ -99,7 +99,10 @@ class MatchingEngine:
         # Always read-only, as batches that come over Ray or a stream are: one
         # Numba signature, so the kernel compiles (about a minute) only once.
         msgs.flags.writeable = False
-        out = self._report_buffer(2 * len(batch) + 16)
+        size = 2 * len(batch) + 16
+        # Reports the caller keeps go straight into a new array (its pages
+        # are touched once, by the kernel), not through the buffer and a copy.
+        out = self._report_buffer(size) if not copy else np.empty(size, REPORT_DTYPE)
         i, n = 0, 0
         while True:
             words = out.view(np.int64)
@@ -109,14 +112,15 @@ class MatchingEngine:
             if not need:
                 break
             if need & kernels.NEED_REPORTS:
-                bigger = self._report_buffer(2 * len(out) + self._worst_fills(batch[i]))
+                bigger = 2 * len(out) + self._worst_fills(batch[i])
+                bigger = self._report_buffer(bigger) if not copy else np.empty(bigger, REPORT_DTYPE)
                 bigger[:n] = out[:n]
-                out = self._out = bigger
+                out = bigger
             need &= ~kernels.NEED_REPORTS
             if need:
                 self._st = grow(self._st, need)
         self.messages += len(batch)
-        return out[:n].copy() if copy else out[:n]
+        return out[:n]
 
     def _report_buffer(self, size: int) -> np.ndarray:
         # Reused across calls: touching fresh pages costs more than matching.

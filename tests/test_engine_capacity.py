@@ -7,9 +7,9 @@ grow when the book outruns its capacity; pools must sit on cache lines.
 
 import numpy as np
 import pytest
-from engine_fixtures import assert_same_reports
+from engine_fixtures import BUY, MARKET, SELL, assert_same_reports, new, to_batch
 
-from engine import MatchingEngine
+from engine import MatchingEngine, ReportKind
 from lab.bench_engine import STANDARD_MIX, standard_messages
 
 N_SYMBOLS = STANDARD_MIX.symbols
@@ -70,3 +70,16 @@ def test_pools_start_on_cache_lines(flow):
 def test_capacities_must_be_positive(kwargs):
     with pytest.raises(ValueError):
         MatchingEngine(1, **kwargs)
+
+
+def test_reports_a_caller_keeps_are_its_own():
+    """Later batches, one outgrowing the report buffer, leave earlier reports as they were."""
+    engine = MatchingEngine(1)
+    kept = [engine.process(to_batch([new(i, SELL, 100 + i % 5, 1) for i in range(1, 301)]))]
+    kept.append(engine.process(to_batch([new(1000, BUY, 0, 300, type=MARKET)])))  # 300 fills
+    kept.append(engine.process(to_batch([new(2000, BUY, 90, 7)])))
+    before = [r.copy() for r in kept]
+    engine.process(to_batch([new(3000, SELL, 90, 7), new(3001, BUY, 90, 1)]))
+    assert int(np.count_nonzero(kept[1]["kind"] == ReportKind.FILL)) == 300
+    for got, want in zip(kept, before, strict=True):
+        assert np.array_equal(got, want)
