@@ -130,13 +130,31 @@ def _build(
     return n, oid
 
 
+_NO_ID = np.iinfo(np.int64).min  # an empty slot of ``_forget``'s table
+
+
 @njit
-def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone_sorted):
-    """Drop pool entries whose id is in ``gone_sorted``; returns the new size."""
+def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone, table):
+    """Drop pool entries whose id is in ``gone``; returns the new size.
+
+    ``table`` is scratch: a power of two over twice ``len(gone)`` slots, all
+    ``_NO_ID``. The ids go into it as an open-addressed set, so the pass over
+    the pool costs one probe per entry, not a binary search (ids are
+    sequential per flow, so their low bits spread them well).
+    """
+    mask = table.shape[0] - 1
+    for g in gone:
+        h = g & mask
+        while table[h] != _NO_ID and table[h] != g:
+            h = (h + 1) & mask
+        table[h] = g
     k = 0
     for i in range(n):
-        j = np.searchsorted(gone_sorted, pool_id[i])
-        if j < gone_sorted.shape[0] and gone_sorted[j] == pool_id[i]:
+        oid = pool_id[i]
+        h = oid & mask
+        while table[h] != _NO_ID and table[h] != oid:
+            h = (h + 1) & mask
+        if table[h] == oid:
             continue
         pool_sym[k], pool_id[k] = pool_sym[i], pool_id[i]
         pool_acct[k], pool_price[k] = pool_acct[i], pool_price[i]
@@ -214,13 +232,15 @@ class OrderFlow:
     def forget_now(self) -> None:
         """Apply every forget still waiting."""
         if self._gone_n and self._pool_n:
+            slots = 1 << (2 * self._gone_n).bit_length()
             self._pool_n = _forget(
                 self._pool_sym,
                 self._pool_id,
                 self._pool_acct,
                 self._pool_price,
                 self._pool_n,
-                np.sort(np.concatenate(self._gone)),
+                np.concatenate(self._gone),
+                np.full(slots, _NO_ID, dtype=np.int64),
             )
         self._gone, self._gone_n = [], 0
 

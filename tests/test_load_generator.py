@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import numpy as np
+
 from actors.load_generator import LoadGenerator, RunWindow
 from lab.histogram import LatencyHistogram
 from lab.workload import FORGET_BATCH, FlowParams, OrderFlow
@@ -112,3 +114,17 @@ def test_forgotten_orders_leave_the_flow_in_groups_and_all_at_once_when_read():
     _, now = flow.live_orders  # reading applies what still waits
     assert len(now) == live - FORGET_BATCH - 2
     assert not set(now.tolist()) & set(ids[:FORGET_BATCH].tolist() + ids[-2:].tolist())
+
+
+def test_forgetting_drops_exactly_the_gone_ids_and_keeps_the_pool_order():
+    flow = OrderFlow(FlowParams(symbols=2, accounts=10, mix=(1, 0, 0, 0, 0)), seed=4)
+    flow.next_batch(3000)
+    ids = flow.live_orders[1].copy()
+    rng = np.random.default_rng(9)
+    gone = rng.choice(ids, size=400, replace=False)
+    # Ids the flow does not hold, some equal to held ones modulo any table
+    # size (they probe the same slots), and repeats.
+    strangers = np.concatenate((ids[:50] + (1 << 20), ids[:50] - (1 << 30), [-5, 0]))
+    flow.forget(np.concatenate((gone, gone[:30], strangers)))
+    _, now = flow.live_orders
+    assert now.tolist() == [i for i in ids.tolist() if i not in set(gone.tolist())]
