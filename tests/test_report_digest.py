@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from actors.report_digest import digest_reports
+from actors.report_digest import digest_reports, fills_and_rejects
 from engine import MatchingEngine, ReportKind
 from engine.messages import REPORT_DTYPE
 from lab.workload import FlowParams, OrderFlow
@@ -33,6 +33,7 @@ def test_finished_orders_counts_and_last_fill_prices():
     assert (digest.rejects, digest.fills) == (1, 3)
     assert digest.gone.tolist() == [3, 4, 5, 6, 8]
     assert mids.tolist() == [102, 20]
+    assert fills_and_rejects(reports) == (3, 1)
 
 
 def test_matches_the_numpy_expressions_on_an_engine_s_reports():
@@ -53,3 +54,4 @@ def test_matches_the_numpy_expressions_on_an_engine_s_reports():
         assert digest.fills == np.count_nonzero(fill) > 0
         assert np.array_equal(digest.gone, reports["order_id"][gone])
         assert np.array_equal(flow.mids, want_mids)
+        assert fills_and_rejects(reports) == (digest.fills, digest.rejects)
