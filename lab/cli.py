@@ -195,16 +195,18 @@ def bench_engine(
     messages: int = typer.Option(5_000_000, "--messages", help="Messages in the standard mix."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     seed: int = typer.Option(1, "--seed"),
-    orders: int = typer.Option(
-        1 << 20,
+    orders: int | None = typer.Option(
+        None,
         "--orders",
         min=0,
-        help="Order pools pre-allocated (and faulted in) before the clock; 0: grow from small.",
+        help="Order pools pre-allocated (and faulted in) before the clock; 0: grow from small."
+        " Default: room for the mix's book.",
     ),
 ) -> None:
     """Single-core engine throughput on the standard mix."""
-    from lab.bench_engine import run_engine_bench
+    from lab.bench_engine import DEFAULT_ORDERS, run_engine_bench
 
+    orders = DEFAULT_ORDERS if orders is None else orders
     result = run_engine_bench(messages=messages, seed=seed, orders=orders)
     if json_out:
         import json
