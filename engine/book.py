@@ -99,10 +99,7 @@ class MatchingEngine:
         # Always read-only, as batches that come over Ray or a stream are: one
         # Numba signature, so the kernel compiles (about a minute) only once.
         msgs.flags.writeable = False
-        size = 2 * len(batch) + 16
-        # Reports the caller keeps go straight into a new array (its pages
-        # are touched once, by the kernel), not through the buffer and a copy.
-        out = self._report_buffer(size) if not copy else np.empty(size, REPORT_DTYPE)
+        out = self._reports_array(2 * len(batch) + 16, copy)
         i, n = 0, 0
         while True:
             words = out.view(np.int64)
@@ -112,8 +109,7 @@ class MatchingEngine:
             if not need:
                 break
             if need & kernels.NEED_REPORTS:
-                bigger = 2 * len(out) + self._worst_fills(batch[i])
-                bigger = self._report_buffer(bigger) if not copy else np.empty(bigger, REPORT_DTYPE)
+                bigger = self._reports_array(2 * len(out) + self._worst_fills(batch[i]), copy)
                 bigger[:n] = out[:n]
                 out = bigger
             need &= ~kernels.NEED_REPORTS
@@ -121,6 +117,11 @@ class MatchingEngine:
                 self._st = grow(self._st, need)
         self.messages += len(batch)
         return out[:n]
+
+    def _reports_array(self, size: int, copy: bool) -> np.ndarray:
+        # Reports the caller keeps go straight into a new array (its pages are
+        # touched once, by the kernel), not through the buffer and a copy.
+        return np.empty(size, REPORT_DTYPE) if copy else self._report_buffer(size)
 
     def _report_buffer(self, size: int) -> np.ndarray:
         # Reused across calls: touching fresh pages costs more than matching.

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.jit import njit
+from engine.jit import njit, njit_inline
 from engine.kernels import BUY, CANCEL, IOC, LIMIT, MARKET, MODIFY, NEW, NO_PRICE, SELL
 from engine.messages import MESSAGE_DTYPE
 
@@ -133,6 +133,16 @@ def _build(
 _NO_ID = np.iinfo(np.int64).min  # an empty slot of ``_forget``'s table
 
 
+@njit_inline
+def _slot(table, key):
+    """Where ``key`` is in ``_forget``'s table, or the empty slot it would take."""
+    mask = table.shape[0] - 1
+    h = key & mask
+    while table[h] != _NO_ID and table[h] != key:
+        h = (h + 1) & mask
+    return h
+
+
 @njit
 def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone, table):
     """Drop pool entries whose id is in ``gone``; returns the new size.
@@ -142,19 +152,11 @@ def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone, table):
     the pool costs one probe per entry, not a binary search (ids are
     sequential per flow, so their low bits spread them well).
     """
-    mask = table.shape[0] - 1
     for g in gone:
-        h = g & mask
-        while table[h] != _NO_ID and table[h] != g:
-            h = (h + 1) & mask
-        table[h] = g
+        table[_slot(table, g)] = g
     k = 0
     for i in range(n):
-        oid = pool_id[i]
-        h = oid & mask
-        while table[h] != _NO_ID and table[h] != oid:
-            h = (h + 1) & mask
-        if table[h] == oid:
+        if table[_slot(table, pool_id[i])] == pool_id[i]:
             continue
         pool_sym[k], pool_id[k] = pool_sym[i], pool_id[i]
         pool_acct[k], pool_price[k] = pool_acct[i], pool_price[i]
