@@ -109,45 +109,62 @@ def print_runs(runs: list[dict], console: Console | None = None) -> None:
 
 
 def print_sweep(summary: dict, console: Console | None = None) -> None:
-    """Per point: the varied values, orders/s with its interval, p99, efficiency; then the fits."""
+    """Per point: the varied values, orders/s with its interval and n, p99 and efficiency
+    (against the smallest N measured, named in the header); then the fits, per layout when
+    the sweep varies it, saying when a fit is poor or sits on a bound."""
+    # Imported here: lab.scaling loads SciPy, which printing a single run does not need.
+    from lab.intervals import format_interval
+    from lab.scaling import efficiency_label, judge_fit, layout_groups
+
     console = console or _console()
     console.print(
         f"\n[bold]{summary['name']}[/]  sweep {summary['sweep_id']}  "
         f"layout {summary['layout']}  repeat {summary['repeat']}"
     )
     table = Table()
-    for column in ("point", "orders/s (mean)", "95% interval", "p99 ms", "efficiency"):
+    columns = ("point", "orders/s (geo. mean)", "95% interval", "p99 ms", efficiency_label(summary))
+    for column in columns:
         table.add_column(column, justify="left" if column == "point" else "right")
     for p in summary["points"]:
-        ops = p["orders_per_s"]
+        ops, p99 = p["orders_per_s"], p["p99_ms"]["mean"]
         table.add_row(
             ", ".join(f"{k}={v}" for k, v in p["values"].items()),
-            f"{ops['mean']:,.0f}",
-            f"{ops['ci_low']:,.0f} – {ops['ci_high']:,.0f}",
-            f"{p['p99_ms']['mean']:.3f}",
-            "-" if p["efficiency"] is None else f"{p['efficiency']:.2f}",
+            "-" if ops["mean"] is None else f"{ops['mean']:,.0f}",
+            format_interval(ops),  # carries n, or says there is no interval
+            "-" if p99 is None else f"{p99:.3f}",
+            "-" if p.get("efficiency") is None else f"{p['efficiency']:.2f}",
         )
     console.print(table)
-    usl, amdahl = summary["usl"], summary.get("amdahl", {})
-    if usl.get("ok"):
-        peak = usl["peak_n"]
-        console.print(
-            f"  USL: λ={usl['lambda']:,.0f}/s per unit, σ={usl['sigma']:.4f}, "
-            f"κ={usl['kappa']:.5f}, peak N*={'∞' if peak is None else f'{peak:.1f}'}, "
-            f"R²={usl['r2']:.3f}"
-        )
-        if amdahl.get("ok"):
+    n_key, groups = summary.get("n_key"), layout_groups(summary["points"])
+    for layout, fits in (summary.get("fits") or {None: summary}).items():
+        points = summary["points"] if layout is None else groups.get(layout, [])
+        usl = judge_fit(fits["usl"], points, n_key)
+        amdahl = judge_fit(fits.get("amdahl") or {}, points, n_key)
+        prefix = f"{layout} " if layout else ""
+        if usl.get("ok"):
+            peak = "∞" if usl["peak_n"] is None else f"{usl['peak_n']:.1f}"
+            on_bound = usl["at_bound"] or usl.get("peak_below_range")  # no "N*≈0.0"
+            r2 = "–" if usl["r2"] is None else f"{usl['r2']:.3f}"
             console.print(
-                f"  Amdahl: λ={amdahl['lambda']:,.0f}/s, σ={amdahl['sigma']:.4f}, "
-                f"R²={amdahl['r2']:.3f}"
+                f"  {prefix}USL: λ={usl['lambda']:,.0f}/s per unit, σ={usl['sigma']:.4f}, "
+                f"κ={usl['kappa']:.5f}{'' if on_bound else f', peak N*={peak}'}, R²={r2}"
+                + ("  [red]poor fit[/]" if usl["poor"] else "")
             )
-    else:
-        console.print(f"  USL: not fitted ({usl.get('note', 'no fit')})")
-    retro = summary.get("retrograde") or {}
-    if retro.get("detected"):
-        console.print(f"  [red]retrograde scaling[/] from N={retro.get('start_n')}")
+            for caveat in usl["caveats"]:
+                console.print(f"    {caveat}", markup=False)
+            if amdahl.get("ok"):
+                r2 = "–" if amdahl["r2"] is None else f"{amdahl['r2']:.3f}"
+                console.print(
+                    f"  {prefix}Amdahl: λ={amdahl['lambda']:,.0f}/s, σ={amdahl['sigma']:.4f}, "
+                    f"R²={r2}" + ("  [red]poor fit[/]" if amdahl["poor"] else "")
+                )
+        else:
+            console.print(f"  {prefix}USL: not fitted ({usl.get('note') or 'no fit'})")
+        retro = fits.get("retrograde") or {}
+        if retro.get("detected") and retro.get("start_n") is not None:
+            console.print(f"  {prefix}[red]retrograde scaling[/] from N={retro['start_n']:g}")
     bottleneck = summary.get("bottleneck") or {}
     if bottleneck.get("explanation"):
         console.print(f"  bottleneck: {bottleneck['explanation']}")
     for finding in summary.get("findings") or []:
-        console.print(f"  • {finding}")
+        console.print(f"  • {finding}", markup=False)  # layout names are data, not markup

@@ -1,22 +1,29 @@
 """Plain-language findings of a sweep: does more of N help, and where does the time go.
 
-For each layout in the sweep, the smallest and largest N are compared (a
-drop beyond :data:`REGRESSION_TOLERANCE` is called a regression), and the
-busiest stage at the largest N is named with its CPU busy fraction and its
-per-message service time. Layouts are then compared point by point.
+For each layout in the sweep, the smallest and largest N are compared. A
+change is called a regression or a gain only when a test at 95% says so
+(:func:`lab.intervals.compare`: Welch's t-test on log throughput, or capacity
+search brackets that do not overlap); otherwise the sentence says there is no
+significant change, or that no test was possible (one run per point), and
+gives the change with both intervals. A significant change smaller than
+:data:`REGRESSION_TOLERANCE` is called small. The busiest stage at the
+largest N is named with its CPU busy fraction and its per-message service
+time. Layouts are then compared point by point, by the same test.
 """
 
 from collections import defaultdict
 
 from lab.bottleneck import stage_of
+from lab.intervals import CONFIDENCE, Comparison, compare, describe_figure
 
 __all__ = ["findings", "REGRESSION_TOLERANCE"]
 
-#: A relative drop in throughput smaller than this is treated as noise.
+#: A significant change in throughput smaller than this is called small, not a regression.
 REGRESSION_TOLERANCE = 0.05
 
 
 def findings(points: list[dict], n_key: str) -> list[str]:
+    """Sentences about a summary's points (as from :func:`lab.scaling.summarize_sweep`)."""
     by_layout: dict[str, list[dict]] = defaultdict(list)
     for p in points:
         if p["orders_per_s"]["mean"] is not None:
@@ -31,22 +38,46 @@ def findings(points: list[dict], n_key: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _figure(point: dict) -> str:
+    return describe_figure(point["orders_per_s"], unit=" orders/s")
+
+
+def _how(result: Comparison) -> str:
+    """The test behind a verdict, for the parenthesis after it."""
+    if result.p is None:
+        overlap = "do not overlap" if result.significant else "overlap"
+        return f"the search brackets {overlap}"
+    p = "p<0.001" if result.p < 0.001 else f"p={result.p:.2g}"
+    return f"{result.method}, {p}"
+
+
+def _change(result: Comparison) -> str:
+    return "" if result.change is None else f" ({result.change:+.0%})"
+
+
+def _scaling_verdict(result: Comparison, ratio: float, n_key: str) -> str:
+    if result.verdict == "untestable":
+        return f"{result.note}; not called a regression or a gain"
+    if not result.significant:
+        return f"no significant change at {CONFIDENCE:.0%} ({_how(result)})"
+    size = abs(result.change or 0)
+    if size < REGRESSION_TOLERANCE:
+        way = "drop" if result.verdict == "lower" else "rise"
+        return f"a small but significant {way}, under {REGRESSION_TOLERANCE:.0%} ({_how(result)})"
+    if result.verdict == "lower":
+        return f"a regression ({_how(result)})"
+    return f"a gain of {size:.0%} for {ratio:.1f}x the {n_key} ({_how(result)})"
+
+
 def _scaling_sentence(layout: str, group: list[dict], n_key: str) -> str:
     first, last = group[0], group[-1]
-    x0, x1 = first["orders_per_s"]["mean"], last["orders_per_s"]["mean"]
-    if len(group) < 2 or not x0:
-        return f"{layout}: {x1:,.0f} orders/s at {n_key}={last['n']:g}."
-    change = (x1 - x0) / x0
-    verdict = (
-        "a regression"
-        if change < -REGRESSION_TOLERANCE
-        else "no gain"
-        if change < REGRESSION_TOLERANCE
-        else f"a gain of {change:.0%} for {last['n'] / first['n']:.1f}x the {n_key}"
-    )
+    if len(group) < 2:
+        return f"{layout}: {_figure(last)} at {n_key}={last['n']:g}."
+    result = compare(first["orders_per_s"], last["orders_per_s"])
+    verdict = _scaling_verdict(result, last["n"] / first["n"], n_key)
     return (
-        f"{layout}: {n_key}={last['n']:g} gave {x1:,.0f} orders/s against {x0:,.0f} "
-        f"at {n_key}={first['n']:g} ({change:+.0%}): {verdict}."
+        f"{layout}: {n_key}={last['n']:g} gave {_figure(last)} against {_figure(first)} "
+        f"at {n_key}={first['n']:g}{_change(result)}: {verdict}."
     )
 
 
@@ -63,11 +94,20 @@ def _time_sentence(layout: str, point: dict, n_key: str) -> str:
         per_msg = sum(a["us_per_message"] for a in actors) / len(actors)
         parts.append(f"{stage} {busy:.0%} busy ({per_msg:.1f} µs/message)")
     p99 = point["p99_ms"]["mean"]
+    latency = f"p99 {p99:.1f} ms" if p99 is not None else "no p99 measured"
     return (
-        f"{layout} at {n_key}={point['n']:g}: p99 {p99:.1f} ms; where the time goes, busiest "
+        f"{layout} at {n_key}={point['n']:g}: {latency}; where the time goes, busiest "
         f"first: {', '.join(parts)}. A stage well below 100% busy while latency grows is "
         "waiting on transport and scheduling rather than on its own work."
     )
+
+
+def _layout_verdict(result: Comparison) -> str:
+    if result.verdict == "untestable":
+        return result.note
+    if not result.significant:
+        return f"no significant difference at {CONFIDENCE:.0%} ({_how(result)})"
+    return f"{result.verdict}, significant at {CONFIDENCE:.0%} ({_how(result)})"
 
 
 def _layout_comparisons(by_layout: dict[str, list[dict]], n_key: str) -> list[str]:
@@ -77,11 +117,10 @@ def _layout_comparisons(by_layout: dict[str, list[dict]], n_key: str) -> list[st
     out = []
     for other in names[1:]:
         for n in sorted(set(at_n[base]) & set(at_n[other])):
-            xb = at_n[base][n]["orders_per_s"]["mean"]
-            xo = at_n[other][n]["orders_per_s"]["mean"]
-            if xb:
-                out.append(
-                    f"At {n_key}={n:g}, {other} gave {xo:,.0f} orders/s against {base}'s "
-                    f"{xb:,.0f} ({(xo - xb) / xb:+.0%})."
-                )
+            pb, po = at_n[base][n], at_n[other][n]
+            result = compare(pb["orders_per_s"], po["orders_per_s"])
+            out.append(
+                f"At {n_key}={n:g}, {other} gave {_figure(po)} against {base}'s "
+                f"{_figure(pb)}{_change(result)}: {_layout_verdict(result)}."
+            )
     return out

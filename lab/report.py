@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from lab.bottleneck import bottleneck
+from lab.intervals import describe_figure, interval_words
 from lab.plots import run_plots, sweep_plots
-from lab.scaling import describe_scaling
+from lab.scaling import describe_scaling, efficiency_label, judge_fit, layout_groups
 
 __all__ = ["write_report", "REPORT_NAME"]
 
@@ -140,9 +141,56 @@ def _n_label(vary: dict) -> str:
     return f"N ({', '.join(vary)})" if vary else "N"
 
 
+def _layout_fits(data: dict) -> list[tuple[str, dict, list[dict]]]:
+    """(layout, its fits, its points): one per layout when fitted per layout, else ("", top)."""
+    n_key, points = data.get("n_key"), data["points"]
+    if not data.get("fits"):
+        judged = _judged(data, points, n_key)
+        mixed = len(layout_groups(points))
+        if mixed > 1 and judged["usl"].get("ok"):  # stored before layouts were fitted apart
+            note = f"This fit mixes {mixed} layouts, so it describes none of them."
+            judged["usl"] = judged["usl"] | {"caveats": [*judged["usl"]["caveats"], note]}
+        return [("", judged, points)]
+    groups = layout_groups(points)
+    return [
+        (layout, _judged(fits, groups.get(layout, []), n_key), groups.get(layout, []))
+        for layout, fits in data["fits"].items()
+    ]
+
+
+def _judged(fits: dict, points: list[dict], n_key: str | None) -> dict:
+    """usl, amdahl (with what they found, also for summaries stored without it), retrograde."""
+    return {
+        "usl": judge_fit(fits.get("usl") or {}, points, n_key),
+        "amdahl": judge_fit(fits.get("amdahl") or {}, points, n_key),
+        "retrograde": fits.get("retrograde") or {},
+    }
+
+
+def _fit_pairs(layout: str, fits: dict) -> list[tuple[str, str]]:
+    """Headline rows of one layout's USL fit: its peak, or in words why there is none."""
+    usl, retro, prefix = fits["usl"], fits["retrograde"], f"{layout}: " if layout else ""
+    pairs = []
+    if usl.get("ok"):
+        if usl.get("bound_note"):  # a peak at N*≈0 would mislead
+            peak = f"fit on a bound: {usl['bound_note']}"
+        elif usl["peak_n"] is None:
+            peak = "none (κ = 0)"
+        else:
+            peak = f"N*≈{usl['peak_n']:.1f}"
+            if usl.get("peak_orders_per_s") is not None:
+                peak += f" (≈{usl['peak_orders_per_s']:,.0f} orders/s)"
+        r2 = _f(usl["r2"], ".3f") + (" — poor fit (below 0.8)" if usl.get("poor") else "")
+        pairs += [(f"{prefix}USL peak", peak), (f"{prefix}USL fit R²", r2)]
+    if retro.get("detected") and retro.get("start_n") is not None:
+        pairs.append((f"{prefix}retrograde", f"yes, from N={retro['start_n']:g}"))
+    elif not retro.get("layouts"):
+        pairs.append((f"{prefix}retrograde", "no"))
+    return pairs
+
+
 def _sweep_page(data: dict, out: Path) -> str:
-    points, usl, amdahl = data["points"], data["usl"], data["amdahl"]
-    retro, neck = data.get("retrograde") or {}, data.get("bottleneck") or {}
+    points, neck = data["points"], data.get("bottleneck") or {}
     vary = data.get("vary") or {}
     n_key = data.get("n_key")
     figures = sweep_plots(data, out, f"N ({n_key})" if n_key else _n_label(vary))
@@ -153,34 +201,34 @@ def _sweep_page(data: dict, out: Path) -> str:
         pairs += [
             (
                 "best measured throughput",
-                f"{best['orders_per_s']['mean']:,.0f} orders/s at N={best['n']:g}",
+                f"{best['orders_per_s']['mean']:,.0f} orders/s at N={best['n']:g} "
+                f"({interval_words(best['orders_per_s'])})",
             ),
             ("p99 latency at that point", _f(best["p99_ms"]["mean"], ".3f", " ms")),
         ]
-    if usl.get("ok"):
-        peak = "none (κ = 0)" if usl["peak_n"] is None else f"N*≈{usl['peak_n']:.1f}"
-        if usl.get("peak_orders_per_s") is not None:
-            peak += f" (≈{usl['peak_orders_per_s']:,.0f} orders/s)"
-        pairs += [("USL peak", peak), ("USL fit R²", _f(usl["r2"], ".3f"))]
-    pairs += [
-        ("retrograde", f"yes, from N={retro['start_n']:g}" if retro.get("detected") else "no"),
+    layouts = _layout_fits(data)
+    for layout, fits, _ in layouts:
+        pairs += _fit_pairs(layout, fits)
+    pairs.append(
         (
             "first saturated stage",
             f"{neck['stage']} at N={neck['n']:g}" if neck.get("stage") else "none",
-        ),
-    ]
+        )
+    )
     interpretation = data.get("interpretation") or describe_scaling(data)
+    usls = [fits["usl"] for _, fits, _ in layouts]
+    doubtful = any(not u.get("ok") or u.get("poor") or u.get("bound_note") for u in usls)
     sections = [
         ("", _headline(pairs)),
         (
             "What it says",
-            f"<p{'' if usl.get('ok') else ' class=note'}>{_e(interpretation)}</p>"
+            f"<p{' class=note' if doubtful else ''}>{_e(interpretation)}</p>"
             f"<p>{_e(neck.get('explanation', ''))}</p>",
         ),
         ("Findings", _findings_list(data.get("findings") or [])),
         ("Plots", "".join(_figure(caption, path) for caption, path in figures)),
-        ("Points", _points_table(points, list(vary))),
-        ("Model fits", _fits_table(usl, amdahl)),
+        ("Points", _points_table(points, list(vary), efficiency_label(data))),
+        ("Model fits", _fits_table(layouts)),
     ]
     if data.get("runs"):
         sections.append(("Runs", _runs_table(data["runs"])))
@@ -206,23 +254,21 @@ def _findings_list(items: list[str]) -> str:
     return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
 
 
-def _points_table(points: list[dict], keys: list[str]) -> str:
+def _points_table(points: list[dict], keys: list[str], efficiency: str = "efficiency") -> str:
     headers = [
         "N",
         *keys,
-        "orders/s (mean ± 95% CI)",
+        "orders/s (geometric mean, 95% CI)",
         "runs",
         "p99 ms",
-        "efficiency",
+        efficiency,
         "busiest stage",
     ]
     rows = []
     for p in points:
         tp = p["orders_per_s"]
-        if tp["mean"] is None:
-            throughput = "–"
-        else:
-            throughput = f"{tp['mean']:,.0f} ± {(tp['ci_high'] - tp['mean']):,.0f}"
+        # The interval is a factor either side of the geometric mean, so not "± x".
+        throughput = "–" if tp["mean"] is None else describe_figure(tp)
         neck = p.get("bottleneck") or {}
         stage = f"{neck['stage']} ({neck['busy']:.0%})" if neck.get("stage") else "–"
         rows.append(
@@ -239,27 +285,42 @@ def _points_table(points: list[dict], keys: list[str]) -> str:
     return _table(headers, rows, left=0)
 
 
-def _fits_table(usl: dict, amdahl: dict) -> str:
-    rows = [
-        [
-            "USL",
-            _f(usl.get("lambda"), ",.0f"),
-            _f(usl.get("sigma"), ".4g"),
-            _f(usl.get("kappa"), ".4g"),
-            "–" if usl.get("peak_n") is None else f"N*≈{usl['peak_n']:.1f}",
-            _f(usl.get("r2"), ".4f"),
-            usl.get("note") or "ok",
-        ],
-        [
-            "Amdahl",
-            _f(amdahl.get("lambda"), ",.0f"),
-            _f(amdahl.get("sigma"), ".4g"),
-            "0",
-            "–" if amdahl.get("ceiling") is None else f"→ {amdahl['ceiling']:,.0f} orders/s",
-            _f(amdahl.get("r2"), ".4f"),
-            amdahl.get("note") or "ok",
-        ],
-    ]
+def _fit_note(fit: dict) -> str:
+    """Why a fit is missing, or what is wrong with it, or "ok"."""
+    if not fit.get("ok"):
+        return fit.get("note") or "not fitted"
+    return " ".join(fit.get("caveats") or []) or "ok"
+
+
+def _fits_table(layouts: list[tuple[str, dict, list[dict]]]) -> str:
+    rows = []
+    for layout, fits, _ in layouts:
+        usl, amdahl = fits["usl"], fits["amdahl"]
+        prefix = f"{layout}: " if layout else ""
+        if usl.get("peak_n") is None or usl.get("bound_note"):
+            peak = "–"
+        else:
+            peak = f"N*≈{usl['peak_n']:.1f}"
+        rows += [
+            [
+                f"{prefix}USL",
+                _f(usl.get("lambda"), ",.0f"),
+                _f(usl.get("sigma"), ".4g"),
+                _f(usl.get("kappa"), ".4g"),
+                peak,
+                _f(usl.get("r2"), ".4f"),
+                _fit_note(usl),
+            ],
+            [
+                f"{prefix}Amdahl",
+                _f(amdahl.get("lambda"), ",.0f"),
+                _f(amdahl.get("sigma"), ".4g"),
+                "0",
+                "–" if amdahl.get("ceiling") is None else f"→ {amdahl['ceiling']:,.0f} orders/s",
+                _f(amdahl.get("r2"), ".4f"),
+                _fit_note(amdahl),
+            ],
+        ]
     headers = [
         "model",
         "λ (orders/s per unit)",

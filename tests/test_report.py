@@ -6,7 +6,14 @@ import re
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.container import ErrorbarContainer
 
+from lab.plots import (
+    efficiency_vs_n_figure,
+    latency_vs_load_figure,
+    stage_busy_vs_n_figure,
+    throughput_vs_n_figure,
+)
 from lab.report import REPORT_NAME, write_report
 from lab.scaling import summarize_sweep, usl_throughput
 
@@ -246,3 +253,135 @@ def test_run_report_without_series_or_actors(tmp_path, run):
         {"throughput_over_time.png", "latency_over_time.png", "actor_busy.png"},
     )
     assert "No actor figures" in text
+
+
+# -- what the plots and the page say about the statistics ----------------------
+
+
+def _points(layout=None, runs=3, lam=12_000, ns=(1, 2, 4, 8, 12, 16)):
+    rng = np.random.default_rng(3)
+    out = []
+    for n in ns:
+        values = {"topology.backends": n} | ({"layout": layout} if layout else {})
+        mean = usl_throughput(n, lam, 0.03, 0.0015)
+        out.append(
+            {
+                "values": values,
+                "n": n,
+                "orders_per_s_runs": list(mean * (1 + rng.normal(0, 0.02, runs))),
+                "p99_ms_runs": list(0.4 + 0.01 * n + rng.normal(0, 0.01, runs) ** 2),
+                "actors": _actors(n, min(0.98, 0.2 + 0.03 * n)),
+                "offered_rate": None,
+            }
+        )
+    return out
+
+
+def _legend(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def _error_bars(fig) -> list[ErrorbarContainer]:
+    return [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+
+
+def test_a_sweep_over_two_layouts_is_drawn_as_two_labelled_series():
+    summary = summarize_sweep(_points("single-host") + _points("three-node", lam=7_000))
+    throughput = throughput_vs_n_figure(summary)
+    labels = _legend(throughput)
+    assert "single-host (95% CI, n=3)" in labels and "three-node (95% CI, n=3)" in labels
+    bars = _error_bars(throughput)
+    assert len(bars) == 2  # one series of measured points per layout
+    assert sorted(len(b.lines[0].get_xdata()) for b in bars) == [6, 6]
+    # Each layout's own USL curve, and no curve fitted across both.
+    assert sum("USL fit" in label for label in labels) == 2
+    assert any(label.startswith("single-host: USL fit") for label in labels)
+    assert not any(label.startswith("Amdahl") or label.startswith("linear") for label in labels)
+    efficiency = efficiency_vs_n_figure(summary)
+    assert {"single-host", "three-node"} <= set(_legend(efficiency))
+    stages = _legend(stage_busy_vs_n_figure(summary))
+    assert "single-host: backend (max)" in stages and "three-node: backend (max)" in stages
+    latency = _legend(latency_vs_load_figure(summary))
+    assert "single-host p99" in latency and "three-node p99" in latency
+
+
+def test_one_layout_is_one_unlabelled_series_with_its_fits():
+    labels = _legend(throughput_vs_n_figure(summarize_sweep(_points())))
+    assert "measured geometric mean (95% CI, n=3)" in labels
+    assert any(label.startswith("USL fit") for label in labels)
+    assert any(label.startswith("Amdahl fit") for label in labels)
+
+
+def test_one_run_per_point_draws_no_error_bar_and_says_so(tmp_path):
+    summary = summarize_sweep(_points(runs=1)) | {"name": NAME}
+    fig = throughput_vs_n_figure(summary)
+    assert _error_bars(fig) == []
+    assert "measured geometric mean (n=1, no interval)" in _legend(fig)
+    text = write_report(summary, tmp_path).read_text(encoding="utf-8")
+    assert "n=1, no interval" in text
+    assert "One run per point" in text
+
+
+def test_efficiency_axis_names_its_reference_n():
+    summary = summarize_sweep(_points(ns=(2, 4, 8, 12, 16, 24)))
+    assert efficiency_vs_n_figure(summary).axes[0].get_ylabel().startswith("efficiency vs N=2")
+
+
+#: The issue's six-point backend sweep: one run each, throughput falling from N = 1.
+FALLING = [332_989, 250_000, 200_000, 240_000, 150_000, 180_000]
+
+
+def test_a_fit_on_its_bound_is_put_in_words_on_the_plot_and_the_page(tmp_path):
+    points = [
+        {
+            "values": {"topology.backends": n},
+            "n": n,
+            "orders_per_s_runs": [x],
+            "p99_ms_runs": [1.0],
+            "actors": {},
+        }
+        for n, x in zip(range(1, 7), FALLING, strict=True)
+    ]
+    summary = summarize_sweep(points) | {"name": NAME, "n_key": "topology.backends"}
+    assert summary["usl"]["at_bound"] == ["sigma"]
+    fig = throughput_vs_n_figure(summary)
+    title = fig.axes[0].get_title()
+    assert "adding backends never helped; the best point is topology.backends = 1" in title
+    assert not any("N*" in label for label in _legend(fig))  # no peak line at N*≈0
+    text = write_report(summary, tmp_path).read_text(encoding="utf-8")
+    assert "fit on a bound: adding backends never helped" in text
+    assert "N*≈0.0" not in text and "N*≈0" not in text
+
+
+def test_a_poor_fit_is_flagged_on_the_page(tmp_path):
+    zigzag = [1000, 3000, 1200, 3100, 1100, 3050, 1150, 3080]
+    points = [
+        {"values": {"topology.backends": n}, "n": n, "orders_per_s_runs": [x], "actors": {}}
+        for n, x in zip((1, 2, 4, 8, 12, 16, 24, 32), zigzag, strict=True)
+    ]
+    summary = summarize_sweep(points) | {"name": NAME}
+    assert summary["usl"]["poor"] is True
+    text = write_report(summary, tmp_path).read_text(encoding="utf-8")
+    assert "poor fit (below 0.8)" in text and "The USL fit is poor" in text
+    assert "USL fit poor (R² = " in throughput_vs_n_figure(summary).axes[0].get_title()
+
+
+def test_a_report_of_two_layouts_lists_each_layouts_fit(tmp_path):
+    summary = summarize_sweep(_points("single-host") + _points("three-node", lam=7_000))
+    text = write_report(summary | {"name": NAME}, tmp_path).read_text(encoding="utf-8")
+    assert "single-host: USL peak" in text and "three-node: USL peak" in text
+    assert "single-host: Amdahl" in text
+
+
+def test_a_search_result_is_drawn_with_its_bracket():
+    points = [
+        {"values": {"k": n}, "n": n, "orders_per_s_runs": [100.0 * n]}
+        | {"orders_per_s_bounds": [100.0 * n, 110.0 * n]}
+        for n in (1, 2, 4)
+    ]
+    fig = throughput_vs_n_figure(summarize_sweep(points))
+    (bars,) = _error_bars(fig)
+    assert "measured geometric mean (search bracket, n=1)" in _legend(fig)
+    segments = bars.lines[2][0].get_segments()  # the vertical bars: the brackets themselves
+    ys = np.array([s[:, 1] for s in segments])
+    np.testing.assert_allclose(ys, [[100, 110], [200, 220], [400, 440]])

@@ -10,8 +10,11 @@ from scipy import stats
 from lab.bottleneck import SATURATION_BUSY, bottleneck, first_saturated, stage_of
 from lab.scaling import (
     MIN_POINTS,
+    POOR_R2,
     amdahl_throughput,
+    describe_scaling,
     efficiency,
+    efficiency_label,
     fit_amdahl,
     fit_usl,
     mean_ci,
@@ -265,8 +268,15 @@ def test_summarize_sweep_keys_and_json():
     assert [p["n"] for p in summary["points"]] == list(N)
     first = summary["points"][0]
     assert {"values", "n", "orders_per_s", "p99_ms", "efficiency", "actors"} <= set(first)
-    assert set(first["orders_per_s"]) == {"mean", "ci_low", "ci_high", "runs"}
+    assert {"mean", "ci_low", "ci_high", "runs", "n", "interval"} <= set(first["orders_per_s"])
+    assert first["orders_per_s"]["mean"] == pytest.approx(
+        stats.gmean(first["orders_per_s"]["runs"])
+    )
+    assert first["orders_per_s"]["n"] == 3 and first["orders_per_s"]["interval"] == "t-log"
     assert first["efficiency"] == pytest.approx(1.0)
+    assert summary["efficiency_reference_n"] == 1 and first["efficiency_reference_n"] == 1
+    assert summary["n_key"] == "topology.backends"  # inferred from the points' values
+    assert summary["usl"]["poor"] is False and summary["usl"]["caveats"] == []
     assert summary["usl"]["ok"]
     assert summary["usl"]["sigma"] == pytest.approx(0.04, abs=0.015)
     assert summary["usl"]["peak_n"] == pytest.approx(math.sqrt(0.96 / 0.002), rel=0.15)
@@ -283,7 +293,136 @@ def test_summarize_sweep_with_too_few_points_is_still_json():
     assert summary["usl"]["note"] == "USL needs at least 6 points, got 3"
     assert summary["points"][-1]["orders_per_s"]["mean"] is None
     assert summary["points"][-1]["efficiency"] is None
-    assert (
-        summary["points"][0]["orders_per_s"]["ci_low"]
-        == summary["points"][0]["orders_per_s"]["mean"]
-    )  # one run: zero-width interval
+    one = summary["points"][0]["orders_per_s"]
+    assert one["ci_low"] is None and one["ci_high"] is None  # one run: no interval at all
+    assert one["n"] == 1 and one["note"] == "n=1, no interval"
+    assert "One run per point" in summary["interpretation"]
+
+
+# -- what a summary says about its statistics ----------------------------------
+
+
+def _point(n, runs, layout=None, key="topology.backends", **extra) -> dict:
+    values = {key: n} | ({"layout": layout} if layout else {})
+    p99 = [0.5 + 0.01 * n] * len(runs)
+    point = {"values": values, "n": n, "orders_per_s_runs": runs, "p99_ms_runs": p99}
+    return point | {"actors": {}} | extra
+
+
+def test_two_wildly_different_runs_keep_the_throughput_interval_above_zero():
+    summary = summarize_sweep([_point(1, [472.0, 630.0]), _point(2, [10.0, 5000.0])])
+    for p in summary["points"]:
+        ops = p["orders_per_s"]
+        assert 0 < ops["ci_low"] < ops["mean"] < ops["ci_high"] and ops["n"] == 2
+        assert 0 < p["p99_ms"]["ci_low"] <= p["p99_ms"]["ci_high"]
+
+
+def test_a_run_that_measured_nothing_does_not_break_the_summary():
+    summary = summarize_sweep([_point(1, [1000.0, 0.0]), _point(2, [1900.0, 2000.0])])
+    json.dumps(summary, allow_nan=False)
+    ops = summary["points"][0]["orders_per_s"]
+    assert ops["ci_low"] is None and ops["mean"] == 500.0 and "measured nothing" in ops["note"]
+
+
+def test_efficiency_names_the_smallest_n_it_is_relative_to():
+    summary = summarize_sweep([_point(n, [1000.0 * n**1.1]) for n in (2, 4, 8)])
+    assert summary["efficiency_reference_n"] == 2
+    assert [p["efficiency_reference_n"] for p in summary["points"]] == [2, 2, 2]
+    assert summary["points"][-1]["efficiency"] > 1  # superlinear against N=2, and labelled so
+    assert efficiency_label(summary) == "efficiency vs N=2"
+    old = {"points": [{**p, "efficiency_reference_n": None} for p in summary["points"]]}
+    assert efficiency_label(old) == "efficiency vs N=2"  # a summary stored before the key
+
+
+def test_a_search_bracket_is_the_points_interval_and_the_fit_uses_the_values():
+    x = usl_throughput(N[:6], 10_000, 0.05, 0.002)
+    points = [
+        _point(n, [v], orders_per_s_bounds=[0.97 * v, 1.02 * v])
+        for n, v in zip(N[:6], x, strict=True)
+    ]
+    summary = summarize_sweep(points)
+    ops = summary["points"][2]["orders_per_s"]
+    assert ops["interval"] == "search" and ops["n"] == 1
+    assert (ops["ci_low"], ops["ci_high"]) == pytest.approx((0.97 * x[2], 1.02 * x[2]))
+    assert ops["mean"] == pytest.approx(x[2])
+    assert summary["usl"]["ok"] and summary["usl"]["sigma"] == pytest.approx(0.05, rel=1e-3)
+    assert "One run per point" not in summary["interpretation"]  # brackets are intervals
+
+
+#: The six-point backend sweep of the issue: one run each, falling from N = 1.
+FALLING = [332_989, 250_000, 200_000, 240_000, 150_000, 180_000]
+
+
+def test_a_fit_on_its_bound_says_so_in_words_and_never_prints_a_peak_at_zero():
+    summary = summarize_sweep([_point(n, [x]) for n, x in zip(range(1, 7), FALLING, strict=True)])
+    usl = summary["usl"]
+    assert usl["ok"] and usl["sigma"] == pytest.approx(1.0)
+    assert usl["at_bound"] == ["sigma"] and usl["peak_below_range"] is True
+    assert usl["peak_orders_per_s"] is None
+    assert usl["bound_note"] == (
+        "adding backends never helped; the best point is topology.backends = 1"
+    )
+    text = summary["interpretation"]
+    assert "adding backends never helped; the best point is topology.backends = 1" in text
+    assert "N*" not in text and "peaks at" not in text
+
+
+def test_describe_scaling_takes_the_varied_key_when_the_values_do_not_name_it():
+    points = [
+        _point(n, [x], key="something.else") for n, x in zip(range(1, 7), FALLING, strict=True)
+    ]
+    for p in points:
+        p["values"] = {}
+    summary = summarize_sweep(points)
+    assert summary["n_key"] is None
+    assert "adding units never helped; the best point is N = 1" in summary["interpretation"]
+    text = describe_scaling(summary, n_key="topology.engines")
+    assert "adding engines never helped; the best point is topology.engines = 1" in text
+
+
+def test_a_fit_with_r2_below_the_threshold_is_flagged_poor():
+    zigzag = [1000, 3000, 1200, 3100, 1100, 3050, 1150, 3080]
+    summary = summarize_sweep([_point(n, [x]) for n, x in zip(N, zigzag, strict=True)])
+    usl = summary["usl"]
+    assert usl["ok"] and usl["r2"] < POOR_R2
+    assert usl["poor"] is True and summary["amdahl"]["poor"] is True
+    assert any("is poor" in c for c in usl["caveats"])
+    assert "The USL fit is poor (R² = " in summary["interpretation"]
+
+
+def test_several_layouts_are_fitted_apart():
+    points = [
+        _point(n, [v, v * 1.01], layout=layout)
+        for layout, lam in (("single-host", 10_000), ("three-node", 6_000))
+        for n, v in zip(N, usl_throughput(N, lam, 0.05, 0.002), strict=True)
+    ]
+    summary = summarize_sweep(points)
+    json.dumps(summary, allow_nan=False)
+    assert summary["layouts"] == ["single-host", "three-node"]
+    fits = summary["fits"]
+    assert set(fits) == {"single-host", "three-node"}
+    assert fits["single-host"]["usl"]["lambda"] == pytest.approx(10_000 * 1.005, rel=0.01)
+    assert fits["three-node"]["usl"]["lambda"] == pytest.approx(6_000 * 1.005, rel=0.01)
+    assert {"usl", "amdahl", "retrograde"} <= set(fits["three-node"])
+    # The top level does not pretend one curve fits two systems.
+    assert not summary["usl"]["ok"] and "2 layouts" in summary["usl"]["note"]
+    assert summary["retrograde"]["detected"] is False
+    text = summary["interpretation"]
+    assert text.startswith("single-host: Per-unit throughput") and "three-node: " in text
+    # Efficiency is per layout: each starts at 1.
+    assert [p["efficiency"] for p in summary["points"] if p["n"] == 1] == pytest.approx([1, 1])
+
+
+def test_one_layout_named_in_the_values_keeps_the_top_level_fit():
+    points = [_point(n, [v], layout="three-node") for n, v in zip(N, 1000 * N, strict=True)]
+    summary = summarize_sweep(points)
+    assert summary["layouts"] == ["three-node"] and "fits" not in summary
+    assert summary["usl"]["ok"]
+
+
+def test_latency_percentiles_are_geometric_means_and_keep_their_order():
+    runs = [{"p50": 1.0, "p90": 2.0, "p99": 10.0}, {"p50": 4.0, "p90": 8.0, "p99": 11.0}]
+    point = _point(1, [100.0, 120.0]) | {"latency_ms_runs": runs, "p99_ms_runs": []}
+    latency = summarize_sweep([point])["points"][0]["latency_ms"]
+    assert latency["p50"] == pytest.approx(2.0) and latency["p90"] == pytest.approx(4.0)
+    assert latency["p50"] <= latency["p90"] <= latency["p99"]
