@@ -12,6 +12,19 @@ and faulted in before the clock starts, as an engine pre-allocates its pools
 at startup; ``orders=0`` times the engine from its small default pools
 instead, growing them as the book fills. The result says which, and its
 memory figures are what the engine really holds.
+
+The same run measures the machine probe (:mod:`lab.machine_probe`) after
+the clock stops, over a working set of the timed engine's
+``memory_bytes()`` then: for the default pre-sized engine that is its
+pre-sized pools (the order pool never grows on the standard mix, and the
+level pools add some tens of KiB), so for a given ``orders`` the probe is
+nearly the same measurement on every day and at every ``messages``; with
+``orders=0``, what the pools grew to. That rather than the resting book's
+bytes, because the engine's cache-missing loads spread over its pools, not
+just the resting rows: the order-id hash table is sized to the capacity,
+not to the orders resting. ``loads_per_message`` and ``ops_per_message``
+divide ``ns_per_message`` by the probe's two figures, so runs from
+different days compare through them.
 """
 
 import time
@@ -19,6 +32,7 @@ import time
 import numpy as np
 
 from engine import MatchingEngine, ReportKind
+from lab.machine_probe import measure_probe, relative_to_probe
 from lab.workload import FlowParams, OrderFlow
 
 __all__ = ["STANDARD_MIX", "DEFAULT_ORDERS", "run_engine_bench"]
@@ -82,6 +96,8 @@ def run_engine_bench(
         trades += int(np.count_nonzero(kinds == ReportKind.FILL))
         rejects += int(np.count_nonzero(kinds == ReportKind.REJECT))
     resting = engine.n_resting
+    probe = measure_probe(engine.memory_bytes())
+    ns_per_message = round(elapsed / messages * 1e9, 2)
     return {
         "messages_per_s": int(messages / elapsed),
         "messages": messages,
@@ -94,4 +110,7 @@ def run_engine_bench(
         "order_capacity": engine.order_capacity,
         "engine_bytes": engine.memory_bytes(),
         "bytes_per_resting_order": round(engine.memory_bytes() / max(resting, 1), 1),
+        "ns_per_message": ns_per_message,
+        **relative_to_probe(ns_per_message, probe, per="message"),
+        "probe": probe,
     }

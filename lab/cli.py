@@ -213,7 +213,14 @@ def bench_engine(
 
         typer.echo(json.dumps(result))
     else:
+        # A nested dict (the machine probe) prints one row per key: probe.chase_ns_per_load.
+        rows = []
         for key, value in result.items():
+            if isinstance(value, dict):
+                rows += [(f"{key}.{sub}", subvalue) for sub, subvalue in value.items()]
+            else:
+                rows.append((key, value))
+        for key, value in rows:
             number = isinstance(value, int) and not isinstance(value, bool)
             typer.echo(f"{key:>26}: {value:,}" if number else f"{key:>26}: {value}")
 

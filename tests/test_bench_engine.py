@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from lab.bench_engine import run_engine_bench
@@ -27,6 +28,18 @@ def test_presized_and_growing_runs_see_the_same_flow():
     assert presized["engine_bytes"] > growing["engine_bytes"]
 
 
+def test_the_machine_probe_is_measured_beside_the_figure():
+    result = run_engine_bench(messages=MESSAGES, batch=4096, orders=1 << 14)
+    probe = result["probe"]
+    # Chased over the timed engine's memory, in whole lines.
+    assert probe["working_set_mb"] == round(result["engine_bytes"] // 64 * 64 / 2**20, 3)
+    assert probe["chase_ns_per_load"] > 0 and probe["compute_ns_per_op"] > 0
+    ns = result["ns_per_message"]  # the same clock as messages_per_s, inverted
+    assert ns * result["messages_per_s"] == pytest.approx(1e9, rel=1e-3)
+    assert result["loads_per_message"] == round(ns / probe["chase_ns_per_load"], 3)
+    assert result["ops_per_message"] == round(ns / probe["compute_ns_per_op"], 3)
+
+
 def test_cli_takes_the_starting_capacity():
     args = ["bench", "engine", "--messages", str(MESSAGES), "--orders", "0", "--json"]
     result = CliRunner().invoke(app, args)
@@ -34,4 +47,9 @@ def test_cli_takes_the_starting_capacity():
     out = json.loads(result.output)
     assert out["messages"] == MESSAGES
     assert out["start_order_capacity"] == 1024 and not out["prefaulted"]
+    assert out["probe"]["chase_ns_per_load"] > 0 and out["loads_per_message"] > 0
+    # Without --json the probe's keys print one per row, under its name.
+    plain = CliRunner().invoke(app, args[:-1])
+    assert plain.exit_code == 0, plain.output
+    assert "probe.chase_ns_per_load: " in plain.output and "{" not in plain.output
     assert CliRunner().invoke(app, [*args[:-3], "--orders", "-1"]).exit_code != 0
