@@ -4,6 +4,10 @@ For each batch a client submits, a backend (1) checks that it is a batch of
 orders at all, (2) applies per-account risk limits, (3) routes the messages
 that pass to their engine shards, concurrently, and (4) returns every
 report, risk REJECTs included, after bringing its risk state up to date.
+A client that names itself (``client``, a load generator's index) also
+hears, in its next reply, of its resting orders that another client's
+orders filled away (``MAKER_DONE`` reports), as a participant is told of
+its fills.
 
 Submissions that arrive while the shards are busy with earlier ones are
 sent on together (group commit): at low load every submission goes out at
@@ -23,9 +27,9 @@ import numpy as np
 
 from actors.partition import split
 from actors.risk import RiskBook, RiskLimits
-from actors.routing import local_symbol, shard_of_symbol
+from actors.routing import generator_of_order, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
-from actors.wire import check_batch, compress, to_messages
+from actors.wire import MAKER_DONE, check_batch, compress, to_messages
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient"]
@@ -45,7 +49,7 @@ class Backend:
         n_accounts: int,
         limits: RiskLimits = RiskLimits(),
         noop: bool = False,
-        clock=time.time,
+        clock=time.monotonic,
     ):
         self.backend_id = backend_id
         self.n_backends = n_backends
@@ -62,20 +66,24 @@ class Backend:
         self._in_flight = 0
         self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
         self._sending = False
+        #: per client that named itself: ids of its resting orders others filled away
+        self._makers_done: dict[int, list[np.ndarray]] = {}
 
     def warm_up(self) -> None:
-        """Compile (or load) the risk kernels, as :meth:`EngineShard.warm_up` does."""
-        if self.noop:
-            return
-        messages = np.zeros(1, MESSAGE_DTYPE)
-        reports = np.zeros(1, REPORT_DTYPE)
-        reports.flags.writeable = False  # as shards' reports arrive
-        self.risk.check(messages[:0], 0)
-        self.risk.apply(messages[:0], reports[:0])
-        self.risk.apply_maker_fills(reports)  # kind 0: not a fill, changes nothing
+        """Compile (or load) the risk and routing kernels, as :meth:`EngineShard.warm_up` does."""
+        messages = np.zeros(2, MESSAGE_DTYPE)
+        split(messages, shard_of_symbol(messages["symbol"], 1), 1)
+        if not self.noop:
+            self.risk.warm_up(MESSAGE_DTYPE, REPORT_DTYPE)
 
-    async def submit(self, orders) -> np.ndarray:
-        """Reports for a batch of orders; ``BadBatch`` if it is not a batch of orders."""
+    async def submit(self, orders, client: int | None = None) -> np.ndarray:
+        """Reports for a batch of orders; ``BadBatch`` if it is not a batch of orders.
+
+        ``client``: the load generator sending it, which then also gets
+        ``MAKER_DONE`` reports for its orders that others filled away.
+        """
+        if client is not None:
+            self._makers_done.setdefault(client, [])
         self._in_flight += 1
         self.stats.note_queue(self._in_flight)
         try:
@@ -88,6 +96,8 @@ class Backend:
             reports = await self._send(passed) if len(passed) else _NO_REPORTS
             with span:
                 reports = np.concatenate((rejects, reports)) if len(rejects) else reports
+                if client is not None and self._makers_done[client]:
+                    reports = np.concatenate((reports, self._take_makers_done(client)))
             self.stats.record_batch(len(messages), span)
             return reports
         finally:
@@ -149,11 +159,40 @@ class Backend:
                     self.risk.apply_maker_fills(maker_fills)
                 out.append(reports)
             reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
+            self._note_makers_done(reports)
             index = reports["seq"].copy()
             reports["seq"] = original_seq[index]
             results = _by_owner(reports, owner[index], len(batches))
         self.stats.busy_ns += span.cpu_ns
         return results
+
+    def _note_makers_done(self, reports: np.ndarray) -> None:
+        """Keep, for each known client, its resting orders that these fills finished.
+
+        A fill's taker hears of it in its own reply; the maker only if someone
+        tells it, and this backend, the taker's, is the one that sees the fill.
+        """
+        if not self._makers_done:
+            return
+        done = (reports["kind"] == ReportKind.FILL) & (reports["maker_leaves"] == 0)
+        if not done.any():
+            return
+        makers = reports["maker_id"][done]
+        owners = generator_of_order(makers)
+        foreign = owners != generator_of_order(reports["order_id"][done])
+        for client, waiting in self._makers_done.items():
+            mine = foreign & (owners == client)
+            if mine.any():
+                waiting.append(makers[mine])
+
+    def _take_makers_done(self, client: int) -> np.ndarray:
+        ids = np.concatenate(self._makers_done[client])
+        self._makers_done[client] = []
+        notices = np.zeros(len(ids), dtype=REPORT_DTYPE)
+        notices["seq"] = -1  # about no message of this batch
+        notices["order_id"] = ids
+        notices["kind"] = MAKER_DONE
+        return notices
 
 
 _NO_REPORTS = np.empty(0, dtype=REPORT_DTYPE)

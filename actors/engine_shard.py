@@ -63,8 +63,11 @@ class EngineShard:
         inside the measured window (the engine hands the kernel one array
         type, read-only, whatever the batch is).
         """
-        if not self.noop:
-            self.engine.process(np.zeros(0, MESSAGE_DTYPE))
+        if self.noop:
+            return
+        self.engine.process(np.zeros(0, MESSAGE_DTYPE))
+        fills = np.zeros(2, REPORT_DTYPE)
+        split(fills, backend_of_account(fills["maker_account"], 2), 2)  # maker-fill routing
 
     def process(self, messages: np.ndarray, backend_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Match a batch of ``MESSAGE_DTYPE`` messages.
@@ -162,6 +165,10 @@ class EngineShard:
             symbols=names,
         )
         return paths
+
+    def take_stats(self) -> dict:
+        """This interval's stage figures and the orders resting now; starts a new interval."""
+        return {"stage": self.stats.take(), "resting": self.engine.n_resting}
 
     def snapshot(self) -> bytes:
         return self.engine.snapshot()

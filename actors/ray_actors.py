@@ -24,6 +24,7 @@ from actors.load_generator import LoadGenerator, RunWindow
 from actors.report_digest import fills_and_rejects
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
+from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 from lab.workload import OrderFlow
 
@@ -55,6 +56,8 @@ class _Metered:
     """
 
     def __init__(self, actor: str, run: str):
+        for size in WARM_UP_SIZES:  # its kernel, compiled (or loaded) before the run
+            fills_and_rejects(np.zeros(size, REPORT_DTYPE))
         self.tags = {"actor": actor, "run": run}
         self.counters = {
             "orders": _counter("lab_orders", "Orders handled by the actor."),
@@ -129,8 +132,8 @@ class ShardActor(_Located, EngineShard):
         return ray.util.get_node_ip_address(), port
 
     async def take_stats(self) -> dict:
-        out = self.stats.take()
-        self._metrics.export(out["max_queue"])
+        out = super().take_stats()
+        self._metrics.export(out["stage"]["max_queue"])
         return out
 
     async def write_journal(self, directory: str) -> dict[str, str]:
@@ -163,8 +166,8 @@ class BackendActor(_Located, Backend):
         self.warm_up()
         self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
 
-    async def submit(self, orders):
-        reports = await super().submit(orders)
+    async def submit(self, orders, client=None):
+        reports = await super().submit(orders, client)
         self._metrics.count_reports(len(orders), reports)
         return reports
 
@@ -174,8 +177,8 @@ class BackendActor(_Located, Backend):
         port = await self._stream.start()
         return ray.util.get_node_ip_address(), port
 
-    async def _submit_streamed(self, orders, _arg):
-        return (await self.submit(orders),)
+    async def _submit_streamed(self, orders, client):
+        return (await self.submit(orders, client),)
 
     async def take_stats(self) -> dict:
         out = self.stats.take()
@@ -196,15 +199,19 @@ class GeneratorActor(_Located, LoadGenerator):
         flow_seed: int,
         first_order_id: int,
         backend_addresses: list | None = None,
+        tracked_orders: int = 1 << 16,
         **kwargs,
     ):
         # The flow is built here: arrays that come through Ray arrive read-only.
-        flow = OrderFlow(flow_params, seed=flow_seed, first_order_id=first_order_id)
+        flow = OrderFlow(
+            flow_params, seed=flow_seed, first_order_id=first_order_id, pool_size=tracked_orders
+        )
         if backend_addresses:
             backends = [StreamBackendClient(a) for a in backend_addresses]
         else:
             backends = [RayBackendClient(h) for h in backend_handles]
         super().__init__(backends=backends, flow=flow, **kwargs)
+        self.warm_up()
         self._metrics = _Metered(f"loadgen-{self.gen_id}", run_id)
         self._latency = metrics.Histogram(
             "lab_latency_ms",
@@ -213,8 +220,9 @@ class GeneratorActor(_Located, LoadGenerator):
             tag_keys=_TAGS,
         )
 
-    async def run(self, start_ns: int, warmup_s: float, duration_s: float) -> dict:
-        return await super().run(RunWindow(start_ns, warmup_s, duration_s))
+    async def run(self, lead_s: float, warmup_s: float, duration_s: float, drain_s: float) -> dict:
+        """Run the window that starts ``lead_s`` from now on this actor's own clock."""
+        return await super().run(RunWindow.starting_in(lead_s, warmup_s, duration_s, drain_s))
 
     async def take_stats(self) -> dict:
         out = super().take_stats()
@@ -253,8 +261,8 @@ class RayBackendClient:
     def __init__(self, handle):
         self.handle = handle
 
-    async def submit(self, orders):
-        return await self.handle.submit.remote(orders)
+    async def submit(self, orders, client=None):
+        return await self.handle.submit.remote(orders, client)
 
 
 class StreamShardClient:
@@ -270,8 +278,8 @@ class StreamBackendClient:
     def __init__(self, address):
         self.stream = StreamClient(address, REPORT_DTYPE)
 
-    async def submit(self, orders):
-        (reports,) = await self.stream.call(orders)
+    async def submit(self, orders, client=0):
+        (reports,) = await self.stream.call(orders, client)
         return reports
 
 

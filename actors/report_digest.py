@@ -1,22 +1,27 @@
 """What a load generator takes from a batch of reports, in one pass.
 
 Per batch a generator needs its REJECT and FILL counts, the orders that are
-gone (filled, cancelled, expired or rejected), and the last trade price of
-each symbol. As NumPy expressions that is six passes over the reports, with
-a temporary each; the kernel here makes one.
+gone (filled, cancelled, expired or rejected, the makers of its fills
+included), and the last trade price of each symbol. As NumPy expressions
+that is six passes over the reports, with a temporary each; the kernel here
+makes one.
 """
 
 import numpy as np
 
-from engine.jit import njit
+from actors.wire import MAKER_DONE
+from engine.jit import njit, read_only
 from engine.kernels import CANCELED, EXPIRED, FILL, REJECT
 
 __all__ = ["Digest", "digest_reports", "fills_and_rejects"]
 
 
 @njit
-def _digest(kind, leaves, symbol, price, order_id, mids, gone):
-    """Counts (rejects, fills, gone); writes gone ids to ``gone`` and last prices to ``mids``."""
+def _digest(kind, leaves, maker_leaves, symbol, price, order_id, maker_id, mids, gone):
+    """Counts (rejects, fills, gone); writes gone ids to ``gone`` and last prices to ``mids``.
+
+    ``gone`` needs room for two ids per report (a fill can finish both sides).
+    """
     rejects = fills = n_gone = 0
     for i in range(kind.shape[0]):
         k = kind[i]
@@ -27,7 +32,12 @@ def _digest(kind, leaves, symbol, price, order_id, mids, gone):
             if leaves[i] == 0:
                 gone[n_gone] = order_id[i]
                 n_gone += 1
-        elif k == CANCELED or k == EXPIRED or k == REJECT:
+            # A maker of another flow is not in this flow's pool: forgetting
+            # it costs nothing, and one of this flow's must not stay tracked.
+            if maker_leaves[i] == 0:
+                gone[n_gone] = maker_id[i]
+                n_gone += 1
+        elif k == CANCELED or k == EXPIRED or k == REJECT or k == MAKER_DONE:
             rejects += k == REJECT
             gone[n_gone] = order_id[i]
             n_gone += 1
@@ -45,7 +55,7 @@ def _fills_and_rejects(kind):
 
 def fills_and_rejects(reports: np.ndarray) -> tuple[int, int]:
     """How many FILL and REJECT reports ``reports`` holds (one pass, for the metrics)."""
-    fills, rejects = _fills_and_rejects(_read_only(reports["kind"]))
+    fills, rejects = _fills_and_rejects(read_only(reports["kind"]))
     return int(fills), int(rejects)
 
 
@@ -58,19 +68,12 @@ class Digest:
         self.gone = gone
 
 
-def _read_only(field: np.ndarray) -> np.ndarray:
-    # One array type for the kernel whether the reports came over Ray
-    # (read-only) or from a local call, so it compiles once.
-    field = field.view()
-    field.flags.writeable = False
-    return field
-
-
 def digest_reports(reports: np.ndarray, mids: np.ndarray) -> Digest:
     """Digest a batch of ``REPORT_DTYPE`` reports; moves ``mids`` to their last fill prices."""
-    gone = np.empty(len(reports), dtype=np.int64)
+    gone = np.empty(2 * len(reports), dtype=np.int64)
+    fields = ("kind", "leaves", "maker_leaves", "symbol", "price", "order_id", "maker_id")
     rejects, fills, n_gone = _digest(
-        *(_read_only(reports[f]) for f in ("kind", "leaves", "symbol", "price", "order_id")),
+        *(read_only(reports[f]) for f in fields),
         mids,
         gone,
     )

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.jit import njit
+from engine.jit import WARM_UP_SIZES, njit, read_only
 from engine.kernels import ACK, BUY, FILL, MODIFIED, NEW, REJECT, SELL
 from engine.messages import Reason
 
@@ -188,12 +188,9 @@ class RiskBook:
     def check(self, messages: np.ndarray, now_s: int) -> np.ndarray:
         """Reject reason per message (0 = passes); counts passed NEW orders as open."""
         reasons = np.empty(len(messages), dtype=np.int8)
+        m = _fields(messages, ("action", "account", "symbol", "side", "qty"))
         _pre_trade(
-            messages["action"],
-            messages["account"],
-            messages["symbol"],
-            messages["side"],
-            messages["qty"],
+            *m,
             self.n_symbols,
             self._limits,
             self.open_orders,
@@ -208,18 +205,8 @@ class RiskBook:
     def apply(self, messages: np.ndarray, reports: np.ndarray) -> None:
         """Bring open orders and positions up to date from a batch's reports."""
         _post_trade(
-            messages["seq"],
-            messages["action"],
-            messages["account"],
-            reports["seq"],
-            reports["kind"],
-            reports["account"],
-            reports["side"],
-            reports["qty"],
-            reports["leaves"],
-            reports["maker_account"],
-            reports["maker_leaves"],
-            reports["symbol"],
+            *_fields(messages, ("seq", "action", "account")),
+            *_fields(reports, _REPORT_FIELDS),
             self.open_orders,
             self.position,
             *self._owner,
@@ -229,12 +216,39 @@ class RiskBook:
         """Fills against this backend's resting orders, taken by other backends' clients."""
         if len(fills):
             _maker_fills(
-                fills["kind"],
-                fills["side"],
-                fills["qty"],
-                fills["maker_account"],
-                fills["maker_leaves"],
-                fills["symbol"],
+                *_fields(fills, _MAKER_FIELDS),
                 self.open_orders,
                 self.position,
             )
+
+    def warm_up(self, message_dtype, report_dtype) -> None:
+        """Compile (or load) the three kernels for every layout a batch can have.
+
+        The batches are all zeros: account 0 is unknown and kind 0 is no
+        report, so the state does not change.
+        """
+        for n in WARM_UP_SIZES:
+            messages = np.zeros(n, message_dtype)
+            reports = np.zeros(n, report_dtype)
+            self.check(messages, 0)
+            self.apply(messages, reports)
+            self.apply_maker_fills(reports)
+
+
+_REPORT_FIELDS = (
+    "seq",
+    "kind",
+    "account",
+    "side",
+    "qty",
+    "leaves",
+    "maker_account",
+    "maker_leaves",
+    "symbol",
+)
+_MAKER_FIELDS = ("kind", "side", "qty", "maker_account", "maker_leaves", "symbol")
+
+
+def _fields(batch: np.ndarray, names: tuple) -> list[np.ndarray]:
+    """Read-only views of ``batch``'s fields, in order (one kernel signature per layout)."""
+    return [read_only(batch[name]) for name in names]

@@ -9,9 +9,22 @@ import numpy as np
 
 from engine.messages import MESSAGE_DTYPE
 
-__all__ = ["ORDER_DTYPE", "BadBatch", "check_batch", "to_messages", "take", "compress"]
+__all__ = [
+    "ORDER_DTYPE",
+    "MAKER_DONE",
+    "BadBatch",
+    "check_batch",
+    "to_messages",
+    "take",
+    "compress",
+]
 
 ORDER_DTYPE = np.dtype(MESSAGE_DTYPE.descr + [("send_ns", "<i8")])
+
+#: A report kind of the lab's, never the engine's: a resting order of the client's was
+#: filled away by another client's order (``order_id`` is the resting order). A backend
+#: adds these to a client's next reply, so the client stops tracking the order.
+MAKER_DONE = 7
 
 
 # Fields a sender may leave out (they default to 0).

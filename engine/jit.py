@@ -14,7 +14,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["JIT_OPTIONS", "njit", "njit_inline", "prefetch"]
+__all__ = ["JIT_OPTIONS", "njit", "njit_inline", "prefetch", "read_only", "WARM_UP_SIZES"]
 
 JIT_OPTIONS = {
     "cache": True,
@@ -23,6 +23,24 @@ JIT_OPTIONS = {
     "error_model": "numpy",
     "_nrt": False,
 }
+
+
+#: Batch lengths a warm-up runs each kernel on: Numba types a one-element field view
+#: as contiguous and a longer one as strided, two signatures of the same kernel.
+WARM_UP_SIZES = (1, 2)
+
+
+def read_only(array):
+    """A read-only view of ``array`` for a kernel's input.
+
+    Arrays that arrive over Ray or a stream are read-only and local ones are
+    not, and Numba compiles a kernel once per flag: with every input passed
+    through here, each kernel has one signature per layout, whatever the
+    transport.
+    """
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def njit(fn):

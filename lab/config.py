@@ -42,6 +42,7 @@ __all__ = [
     "ResourcesConfig",
     "ResultsConfig",
     "ThresholdsConfig",
+    "CapacityConfig",
     "SweepConfig",
     "KubeRayConfig",
     "Layout",
@@ -92,6 +93,9 @@ class ExperimentSettings(_Section):
     name: Str = Field("experiment", min_length=1)
     duration_s: Float = Field(10.0, gt=0)  #: total run time, warm-up included
     warmup_s: Float = Field(2.0, ge=0)  #: leading seconds left out of the measurements
+    #: after the window, how long the generators wait for replies still out; what is
+    #: unanswered by then is reported, not waited for
+    drain_s: Float = Field(5.0, ge=0)
     seed: Int = 1
 
     @field_validator("warmup_s")
@@ -118,6 +122,29 @@ class OrderFlowConfig(_Section):
     )
     price_decay: Float = Field(0.9, gt=0, lt=1)  #: geometric fall-off of order density per tick
     max_qty: Int = Field(100, ge=1)
+    #: mean lifetime of a resting order of the flow: each is cancelled at rate 1/this
+    #: (a cancellation hazard, which keeps the book stationary); null: no hazard
+    mean_lifetime_s: Float | None = Field(1.0, gt=0)
+    #: the same hazard given as a rate (cancels per resting order per second)
+    cancel_rate: Float | None = Field(None, gt=0)
+    #: resting orders each generator tracks; one that must leave to make room is cancelled
+    tracked_orders: Int = Field(65536, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_or_lifetime(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cancel_rate") is not None:
+            if data.get("mean_lifetime_s") is not None:
+                raise ValueError("give mean_lifetime_s or cancel_rate, not both")
+            return {**data, "mean_lifetime_s": None}
+        return data
+
+    @property
+    def lifetime_s(self) -> float | None:
+        """The mean lifetime of a resting order, from whichever key gave it; None: no hazard."""
+        if self.cancel_rate is not None:
+            return 1.0 / self.cancel_rate
+        return self.mean_lifetime_s
 
     @field_validator("price_levels")
     @classmethod
@@ -289,6 +316,19 @@ class ThresholdsConfig(_Section):
     p99_ms: Float | None = Field(None, gt=0)
     min_orders_per_s: Float | None = Field(None, ge=0)
     max_errors: Int | None = Field(None, ge=0)
+    #: ``false``: the run must keep up with its offered rate (an open-loop run)
+    overloaded: Literal[False] | None = None
+
+
+class CapacityConfig(_Section):
+    """The ``capacity`` section: how ``lab capacity`` searches for the highest sustainable rate."""
+
+    slo_p99_ms: Float = Field(100.0, gt=0)  #: a rate passes when p99 stays at or below this
+    repeat: Int = Field(2, ge=1)  #: runs per rate tried
+    #: the first rate tried (orders/s); null: a closed-loop run's throughput
+    start_per_s: Float | None = Field(None, gt=0)
+    tolerance: Float = Field(0.05, gt=0, lt=1)  #: stop when the bracket is this narrow
+    max_points: Int = Field(12, ge=2)  #: rates tried at most
 
 
 class KubeRayConfig(_Section):
@@ -376,7 +416,7 @@ class SweepConfig(_Section):
 
     #: dotted config key (or ``layout``) -> the values it takes, in order
     vary: dict[Str, list[Scalar]] = Field(default_factory=dict)
-    repeat: Int = Field(1, ge=1)  #: runs per point
+    repeat: Int = Field(3, ge=1)  #: runs per point (3, so that every point has an interval)
 
 
 class ExperimentConfig(_Section):
@@ -389,11 +429,21 @@ class ExperimentConfig(_Section):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     results: ResultsConfig = Field(default_factory=ResultsConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     #: named layouts; ``single-host`` (one local Ray node) is always there unless redefined
     layouts: dict[Str, Layout] = Field(default_factory=dict, validate_default=True)
 
     _source: str = PrivateAttr("<config>")
+
+    @model_validator(mode="after")
+    def _overload_verdict_needs_an_open_loop(self) -> ExperimentConfig:
+        if self.thresholds.overloaded is False and self.workload.closed_loop:
+            raise ValueError(
+                "thresholds.overloaded: false needs an open-loop run (a number of orders/s "
+                "for workload.rate, not 'max'): a closed loop sets its own pace"
+            )
+        return self
 
     @field_validator("layouts")
     @classmethod

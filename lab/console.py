@@ -49,7 +49,9 @@ class LiveProgress:
 
 
 def print_summary(result, console: Console | None = None) -> None:
-    """The end-of-run summary: checks, then one line per metric, then the actors."""
+    """The end-of-run summary: checks, what the load figures mean, one line per metric, actors."""
+    from lab.result import load_verdicts
+
     console = console or _console()
     lat = result.latency_ms
     console.print(f"\n[bold]{result.name}[/]  run {result.run_id}  layout {result.layout}")
@@ -57,8 +59,18 @@ def print_summary(result, console: Console | None = None) -> None:
         console.print(f"  [red]✗ threshold missed:[/] {missed}")
     if not result.thresholds_missed:
         console.print("  [green]✓ all thresholds met[/]")
-    rows = [
-        ("orders_per_s", f"{result.orders_per_s:,.1f}/s", f"over {result.measured_s:g} s measured"),
+    for line in load_verdicts(result):
+        flagged = line.startswith(("OVERLOADED", "GENERATOR-LIMITED"))
+        console.print(f"  [red]{line}[/]" if flagged else f"  {line}")
+    window = f"over the {result.measured_s:g} s measured"
+    rows = [("orders_per_s", f"{result.orders_per_s:,.1f}/s", f"acknowledged, answered {window}")]
+    if result.loop == "open":
+        rows += [
+            ("offered_per_s", f"{result.offered_per_s or 0:,.1f}/s", "the open-loop schedule"),
+            ("sent_per_s", f"{result.sent_per_s:,.1f}/s", ""),
+        ]
+    rows += [
+        ("answered_per_s", f"{result.answered_per_s:,.1f}/s", "acknowledged, rejected or failed"),
         ("orders_sent", f"{result.orders_sent:,}", ""),
         ("orders_acked", f"{result.orders_acked:,}", ""),
         ("rejects", f"{result.rejects:,}", ""),
@@ -69,7 +81,24 @@ def print_summary(result, console: Console | None = None) -> None:
             f"p50={lat['p50']:.3f}ms p90={lat['p90']:.3f}ms p99={lat['p99']:.3f}ms",
             f"p99.9={lat['p999']:.3f}ms max={lat['max']:.3f}ms",
         ),
+        (
+            "backlog",
+            f"{result.backlog:,}",
+            f"waiting at the window's end; {result.unanswered:,} unanswered after the drain",
+        ),
+        ("overrun_s", f"{result.overrun_s:g}", "last reply after the window's end"),
     ]
+    if result.loop == "open":
+        rows.append(("generator_lag_ms", f"{result.generator_lag_ms or 0:,.3f}", "p99 send lag"))
+    book = result.book or {}
+    if book:
+        growth = book.get("growth")
+        trend = "" if growth is None else f"{growth:+.0%} from the first half to the second"
+        if book.get("expected_resting") is not None:
+            trend += f"; the mix predicts about {book['expected_resting']:,}"
+        rows.append(("book.resting_orders", f"{book.get('resting_orders', 0):,}", trend))
+    if result.failed_polls:
+        rows.append(("failed_polls", f"{result.failed_polls:,}", "stats polls not answered"))
     for key, value, note in rows:
         console.print(f"  {key:.<22} {value:<40} {note}")
     if result.first_error:

@@ -10,8 +10,9 @@ from datetime import datetime, timezone
 
 from lab.config import ExperimentConfig, load_config
 from lab.environment import describe_environment
-from lab.result import Result, summarize_actors
+from lab.result import Result, summarize_actors, summarize_book
 from lab.results import ResultStore, new_run_id
+from lab.workload import expected_depth
 
 __all__ = ["Experiment", "DEFAULT_LAYOUT"]
 
@@ -45,7 +46,7 @@ class Experiment:
         sweep_id: str | None = None,
     ) -> Result:
         """Run on the layout, store the result (unless ``store=False``) and return it."""
-        from lab.pipeline import Pipeline
+        from lab.pipeline import Pipeline, flow_params
         from lab.runtime import RayRuntime
 
         run_id = new_run_id()
@@ -66,7 +67,9 @@ class Experiment:
             name=exp.name,
             layout=self.layout_name,
             actors=summarize_actors(raw["actors"], nodes, exp.warmup_s),
+            book=summarize_book(raw["series"], raw["resting"], exp.warmup_s, exp.duration_s),
             series=raw["series"],
+            failed_polls=raw["failed_polls"],
             journals=raw["journals"],
             config=self.config.to_dict(),
             environment=describe_environment(),
@@ -74,6 +77,8 @@ class Experiment:
             kind=kind,
             sweep_id=sweep_id,
         )
+        expected = expected_depth(flow_params(self.config), result.answered_per_s)
+        result.book["expected_resting"] = None if expected is None else round(expected)
         result.thresholds_missed = missed_thresholds(self.config, result)
         if store:
             with ResultStore.open(self.config.results.url) as results:
@@ -91,4 +96,9 @@ def missed_thresholds(config: ExperimentConfig, result: Result) -> list[str]:
         missed.append(f"{result.orders_per_s:,.0f} orders/s < {t.min_orders_per_s:,.0f}")
     if t.max_errors is not None and result.errors > t.max_errors:
         missed.append(f"{result.errors} errors > {t.max_errors}")
+    if t.overloaded is False and result.overloaded is not False:
+        missed.append(
+            f"overloaded: offered {result.offered_per_s or 0:,.0f} orders/s, answered "
+            f"{result.answered_per_s:,.0f}/s"
+        )
     return missed

@@ -9,7 +9,6 @@ Actors are named ``engine-0``, ``backend-3``, ``loadgen-1`` … in a namespace
 per run, so a run can be found in the Ray dashboard while it runs.
 """
 
-import time
 from pathlib import Path
 
 import ray
@@ -22,6 +21,7 @@ from actors.ray_actors import (
     remote_class,
 )
 from actors.risk import RiskLimits
+from actors.routing import first_order_id
 from lab.config import ExperimentConfig, Layout
 from lab.emulated import node_resource
 from lab.errors import LabError
@@ -46,6 +46,7 @@ def flow_params(config: ExperimentConfig) -> FlowParams:
         price_decay=w.order_flow.price_decay,
         max_qty=w.order_flow.max_qty,
         mix=(mix.limit, mix.market, mix.ioc, mix.cancel, mix.modify),
+        mean_lifetime_s=w.order_flow.lifetime_s or 0.0,
     )
 
 
@@ -118,8 +119,9 @@ class Pipeline:
                 backend_addresses=addresses,
                 gen_id=i,
                 flow_params=flow_params(config),
+                tracked_orders=w.order_flow.tracked_orders,
                 flow_seed=config.experiment.seed * 1000 + i,
-                first_order_id=(i + 1) << 40,
+                first_order_id=first_order_id(i),
                 rate=rate,
                 batch_size=t.batch_size,
                 batch_wait_s=t.batch_wait_ms / 1e3,
@@ -174,17 +176,24 @@ class Pipeline:
         return dict(zip(self.names, places, strict=True))
 
     def run(self, on_progress=None) -> dict:
-        """Drive the run to its end; returns the generators' tallies and the collector's series."""
+        """Drive the run to its end; returns the generators' tallies and the collector's series.
+
+        Each generator and the collector take the start signal on their own
+        clocks (``_START_LEAD_S`` from when it reaches them).
+        """
         exp = self.config.experiment
-        start_ns = time.time_ns() + int(_START_LEAD_S * 1e9)
-        collecting = self.collector.run.remote(start_ns)
-        runs = [g.run.remote(start_ns, exp.warmup_s, exp.duration_s) for g in self.generators]
+        collecting = self.collector.run.remote(_START_LEAD_S)
+        runs = [
+            g.run.remote(_START_LEAD_S, exp.warmup_s, exp.duration_s, exp.drain_s)
+            for g in self.generators
+        ]
         pending = list(runs)
         while pending:
             _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
             if on_progress is not None:
                 on_progress(ray.get(self.collector.progress.remote()))
         tallies = ray.get(runs)
+        resting = ray.get([s.resting.remote() for s in self.shards])
         ray.get(self.collector.stop.remote())
         ray.get(collecting)
         journals = []
@@ -194,6 +203,7 @@ class Pipeline:
         return {
             "tallies": tallies,
             "journals": journals,
+            "resting": {f"engine-{i}": n for i, n in enumerate(resting)},
             **ray.get(self.collector.summary.remote()),
         }
 
@@ -212,9 +222,12 @@ def _compile_kernels() -> None:
     """
     from actors.backend import Backend
     from actors.engine_shard import EngineShard
+    from actors.load_generator import LoadGenerator
+    from lab.workload import OrderFlow
 
     EngineShard(0, 1, 1).warm_up()
     Backend(0, 1, [], 1, 1).warm_up()
+    LoadGenerator(0, [], OrderFlow(), None, 1, 0.0).warm_up()
 
 
 def _stream_addresses(handles: list) -> list[tuple[str, int]]:

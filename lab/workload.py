@@ -6,6 +6,17 @@ ticks; cancels and modifies target the generator's own earlier limit orders
 are made with NumPy's ``Generator`` and turned into messages by one jitted
 kernel, so a batch of millions of orders takes a fraction of a second and the
 same seed always gives the same flow.
+
+The book the flow builds is stationary, as in the zero-intelligence model of
+Smith, Farmer et al. (2003), because every resting order the flow tracks has
+a cancellation hazard: with ``mean_lifetime_s`` = L, each is cancelled at rate
+1/L on the flow's clock (its generator's monotonic clock). The hazard is
+memoryless, so per batch the flow draws how many of its N tracked orders are
+due, Poisson(N·Δt/L), and cancels that many picked at random; those cancels
+take slots of the batch, so the flow's rate stays the configured one. An
+order that must leave the tracked pool to make room (the pool is full) is
+cancelled too, never silently forgotten: the resting orders of a flow are
+bounded by its pool. :func:`expected_depth` gives the stationary depth.
 """
 
 from typing import NamedTuple
@@ -16,7 +27,7 @@ from engine.jit import njit, njit_inline
 from engine.kernels import BUY, CANCEL, IOC, LIMIT, MARKET, MODIFY, NEW, NO_PRICE, SELL
 from engine.messages import MESSAGE_DTYPE
 
-__all__ = ["FlowParams", "OrderFlow"]
+__all__ = ["FlowParams", "OrderFlow", "resting_share", "expected_depth", "MAKERS_PER_TAKER"]
 
 _FIELDS = ("seq", "order_id", "account", "price", "qty", "symbol", "action", "side", "type")
 
@@ -33,6 +44,8 @@ class FlowParams(NamedTuple):
     max_qty: int = 100
     # limit, market, ioc, cancel, modify
     mix: tuple = (0.6, 0.05, 0.05, 0.2, 0.1)
+    #: mean lifetime of a resting order (the cancellation hazard is its inverse); 0: no hazard
+    mean_lifetime_s: float = 0.0
 
 
 @njit
@@ -54,12 +67,16 @@ def _build(
     pool_n,
     seq0,
     through,
+    due,
 ):
-    """Fill the message columns from pre-drawn randoms; returns (pool size, next id).
+    """Fill the message columns from pre-drawn randoms; returns (pool size, next id, due).
 
     ``cols`` are field views (seq, order_id, account, price, qty, symbol,
     action, side, type): Numba writes through them far faster than through
-    records.
+    records. ``due`` hazard cancels go out first, each of a random tracked
+    order; the count still due when the pool is empty is returned. A limit
+    order that finds the pool full becomes a cancel of a random tracked
+    order instead, which makes room.
     """
     o_seq, o_id, o_acct, o_price, o_qty, o_sym, o_action, o_side, o_type = cols
     n = pool_n
@@ -79,6 +96,11 @@ def _build(
         off = min(np.int64(np.log1p(-u[4, i]) / log_decay), levels)
         qty = 1 + np.int64(u[5, i] * max_qty)
         pick = np.int64(u[2, i] * 4503599627370496.0)  # 2**52
+        if due > 0 and n > 0:
+            k = _CANCEL  # a cancel the hazard drew
+            due -= 1
+        elif k == _LIMIT and n == cap:
+            k = _CANCEL  # the pool is full: the order leaving it is cancelled
         if (k == _CANCEL or k == _MODIFY) and n == 0:
             k = _LIMIT
         if k == _CANCEL or k == _MODIFY:
@@ -122,12 +144,10 @@ def _build(
             # ``through`` ticks past the mid let some limits cross and trade.
             price = max(1, mids[sym] - sign * (off - through))
             o_price[i] = price
-            j = n if n < cap else pick % cap
-            pool_sym[j], pool_id[j], pool_acct[j], pool_price[j] = sym, oid, acct, price
-            if n < cap:
-                n += 1
+            pool_sym[n], pool_id[n], pool_acct[n], pool_price[n] = sym, oid, acct, price
+            n += 1
         oid += 1
-    return n, oid
+    return n, oid, due
 
 
 _NO_ID = np.iinfo(np.int64).min  # an empty slot of ``_forget``'s table
@@ -162,6 +182,40 @@ def _forget(pool_sym, pool_id, pool_acct, pool_price, n, gone, table):
         pool_acct[k], pool_price[k] = pool_acct[i], pool_price[i]
         k += 1
     return k
+
+
+#: Resting orders a taking order (market, IOC, or a limit that crosses) removes on average,
+#: measured on the engine with this module's quantities (uniform 1..max_qty on both sides).
+MAKERS_PER_TAKER = 0.8
+
+
+def resting_share(params: FlowParams, through_ticks: int = 2) -> float:
+    """r: resting orders the flow adds per message of its mix, net of what it removes.
+
+    A limit order rests when its price stays at least ``through_ticks`` on its
+    own side of the mid (probability decay**through_ticks); the others, and
+    market and IOC orders, take on average :data:`MAKERS_PER_TAKER` resting
+    orders away; each cancel of the mix removes one.
+    """
+    limit, market, ioc, cancel, _ = params.mix
+    rests = params.price_decay**through_ticks
+    takers = market + ioc + limit * (1 - rests)
+    return limit * rests - cancel - MAKERS_PER_TAKER * takers
+
+
+def expected_depth(params: FlowParams, rate: float, through_ticks: int = 2) -> float:
+    """Resting orders a flow of ``rate`` messages/s keeps in the stationary book.
+
+    With the hazard's cancels (N/L per second) taking slots of the flow, the
+    mix sends X − N/L messages per second and adds r of a resting order with
+    each; the hazard removes N/L. Balance gives N = r·X·L / (1 + r) (Little's
+    law with the lifetime L). 0 when the mix removes more than it adds (r ≤ 0),
+    None without a hazard, where the book grows as r·X per second instead.
+    """
+    if not params.mean_lifetime_s:
+        return None
+    r = resting_share(params, through_ticks)
+    return max(0.0, r * rate * params.mean_lifetime_s / (1 + r))
 
 
 #: Forgotten ids that wait for one pass over the pool (see ``OrderFlow.forget``).
@@ -201,6 +255,9 @@ class OrderFlow:
         self._pool_n = 0
         self._gone: list[np.ndarray] = []  # ids waiting to be forgotten
         self._gone_n = 0
+        self._lifetime_ns = float(params.mean_lifetime_s) * 1e9
+        self._clock_ns: int | None = None  # the flow's clock at its last batch
+        self._due = 0  # hazard cancels drawn but not yet sent
 
     @property
     def live_orders(self) -> tuple[np.ndarray, np.ndarray]:
@@ -246,15 +303,25 @@ class OrderFlow:
             )
         self._gone, self._gone_n = [], 0
 
-    def next_batch(self, n: int, dtype: np.dtype = MESSAGE_DTYPE) -> np.ndarray:
+    @property
+    def tracked(self) -> int:
+        """How many orders the flow believes are resting (waiting forgets not yet applied)."""
+        return self._pool_n
+
+    def next_batch(
+        self, n: int, dtype: np.dtype = MESSAGE_DTYPE, now_ns: int | None = None
+    ) -> np.ndarray:
         """The next ``n`` messages of the flow, as an array of ``dtype``.
 
         ``dtype`` must hold the message fields; any other field is zeroed.
+        ``now_ns`` is the flow's clock for the cancellation hazard (ns, any
+        monotonic origin); without it no hazard cancels are drawn.
         """
+        self._draw_hazard(now_ns)
         p = self.params
         out = np.zeros(n, dtype=dtype)
         cols = tuple(out[name] for name in _FIELDS)
-        self._pool_n, self._next_id = _build(
+        self._pool_n, self._next_id, self._due = _build(
             cols,
             self._rng.random((6, n)),
             self._cum_mix,
@@ -272,6 +339,19 @@ class OrderFlow:
             self._pool_n,
             self._seq,
             self._through,
+            self._due,
         )
         self._seq += n
         return out
+
+    def _draw_hazard(self, now_ns: int | None) -> None:
+        """Add the hazard cancels due since the last batch: Poisson(N·Δt/L)."""
+        if not self._lifetime_ns or now_ns is None:
+            return
+        if self._clock_ns is not None and now_ns > self._clock_ns:
+            # Forgets still waiting are not applied here (a pass over the pool per
+            # batch); they are only subtracted from N.
+            resting = max(self._pool_n - self._gone_n, 0)
+            expected = resting * (now_ns - self._clock_ns) / self._lifetime_ns
+            self._due = min(self._due + int(self._rng.poisson(expected)), self._pool_n)
+        self._clock_ns = now_ns if self._clock_ns is None else max(self._clock_ns, now_ns)

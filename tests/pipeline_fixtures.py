@@ -25,8 +25,8 @@ class LocalBackend:
     def __init__(self, backend: Backend):
         self.backend = backend
 
-    async def submit(self, orders):
-        return await self.backend.submit(orders)
+    async def submit(self, orders, client=None):
+        return await self.backend.submit(orders, client)
 
 
 def build(
@@ -47,6 +47,8 @@ def build(
         Backend(i, n_backends, [LocalShard(s) for s in shards], n_symbols, n_accounts, limits)
         for i in range(n_backends)
     ]
+    for stage in shards + backends:  # as the actors do: nothing compiles mid-run
+        stage.warm_up()
     return shards, backends
 
 

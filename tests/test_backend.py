@@ -5,9 +5,11 @@ import asyncio
 import numpy as np
 import pytest
 
+from actors.report_digest import digest_reports
 from actors.risk import RiskLimits
-from actors.wire import BadBatch
-from engine import MatchingEngine, Reason, ReportKind
+from actors.routing import first_order_id
+from actors.wire import MAKER_DONE, BadBatch
+from engine import REPORT_DTYPE, MatchingEngine, Reason, ReportKind
 from lab.workload import FlowParams, OrderFlow
 from tests.pipeline_fixtures import BUY, SELL, build, cancel, new, orders
 
@@ -197,3 +199,34 @@ def test_submissions_waiting_on_busy_shards_share_one_call_and_get_their_own_rep
     assert sorted(set(b["order_id"])) == [2, 3] and set(b["seq"]) == {0, 1}
     assert b[b["kind"] == ReportKind.FILL]["maker_id"].tolist() == [1]
     assert c["order_id"].tolist() == [4] and c["seq"].tolist() == [0]
+
+
+def test_a_client_hears_in_its_next_reply_of_its_orders_others_filled_away():
+    _, (backend,) = build(n_shards=1, n_symbols=4)
+    mine, theirs = first_order_id(1), first_order_id(0)
+
+    def call(client, *rows):
+        return asyncio.run(backend.submit(orders(*rows), client))
+
+    call(1, new(mine, 1, 0, SELL, 100, 5), new(mine + 1, 1, 0, SELL, 101, 5))
+    # Client 0 takes all of the first and part of the second.
+    taken = call(0, new(theirs, 2, 0, BUY, 101, 7))
+    assert not np.any(taken["kind"] == MAKER_DONE)  # the taker hears of its fills as FILLs
+    reply = call(1, new(mine + 2, 1, 1, BUY, 50, 1))
+    notices = reply[reply["kind"] == MAKER_DONE]
+    assert notices["order_id"].tolist() == [mine]  # done; mine + 1 still rests with 3
+    assert np.all(notices["seq"] == -1)
+    again = call(1, new(mine + 3, 1, 1, BUY, 50, 1))
+    assert not np.any(again["kind"] == MAKER_DONE)  # told once
+    # A client that does not name itself is told nothing, and nothing waits for it.
+    assert not np.any(submit(backend, orders(new(9, 3, 0, BUY, 101, 3)))["kind"] == MAKER_DONE)
+
+
+def test_the_generator_forgets_what_a_maker_notice_names():
+    flow = OrderFlow(FlowParams(symbols=4, accounts=100, mix=(1, 0, 0, 0, 0)), seed=2)
+    flow.next_batch(20)
+    ids = flow.live_orders[1].copy()
+    notice = np.zeros(1, dtype=REPORT_DTYPE)
+    notice["kind"], notice["order_id"] = MAKER_DONE, ids[0]
+    flow.forget(digest_reports(notice, flow.mids).gone)
+    assert ids[0] not in flow.live_orders[1]

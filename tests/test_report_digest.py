@@ -10,7 +10,8 @@ from lab.workload import FlowParams, OrderFlow
 
 def _reports(*rows):
     out = np.zeros(len(rows), dtype=REPORT_DTYPE)
-    names = ("kind", "order_id", "symbol", "price", "leaves")
+    out["maker_leaves"] = 1  # makers still open unless a row says otherwise
+    names = ("kind", "order_id", "symbol", "price", "leaves", "maker_id", "maker_leaves")
     for name, column in zip(names, zip(*rows, strict=True), strict=True):
         out[name] = column
     return out
@@ -19,21 +20,22 @@ def _reports(*rows):
 def test_finished_orders_counts_and_last_fill_prices():
     K = ReportKind
     reports = _reports(
-        (K.ACK, 1, 0, 100, 5),
-        (K.FILL, 2, 0, 101, 3),  # partly filled: still open
-        (K.FILL, 3, 0, 102, 0),  # filled: gone; the last price of symbol 0
-        (K.CANCELED, 4, 1, 0, 0),
-        (K.EXPIRED, 5, 1, 0, 0),
-        (K.REJECT, 6, 1, 0, 0),
-        (K.MODIFIED, 7, 1, 99, 2),
-        (K.FILL, 8, 9, 500, 0),  # a symbol the flow does not have: no mid moves
+        (K.ACK, 1, 0, 100, 5, 0, 0),
+        (K.FILL, 2, 0, 101, 3, 90, 4),  # taker partly filled, maker still open
+        (K.FILL, 3, 0, 102, 0, 91, 0),  # both done: both gone; symbol 0's last price
+        (K.CANCELED, 4, 1, 0, 0, 0, 0),
+        (K.EXPIRED, 5, 1, 0, 0, 0, 0),
+        (K.REJECT, 6, 1, 0, 0, 0, 0),
+        (K.MODIFIED, 7, 1, 99, 2, 0, 0),
+        (K.FILL, 8, 9, 500, 0, 92, 2),  # a symbol the flow does not have: no mid moves
+        (K.FILL, 9, 1, 98, 5, 93, 0),  # the maker is done, the taker rests on
     )
     mids = np.array([10, 20], dtype=np.int64)
     digest = digest_reports(reports, mids)
-    assert (digest.rejects, digest.fills) == (1, 3)
-    assert digest.gone.tolist() == [3, 4, 5, 6, 8]
-    assert mids.tolist() == [102, 20]
-    assert fills_and_rejects(reports) == (3, 1)
+    assert (digest.rejects, digest.fills) == (1, 4)
+    assert digest.gone.tolist() == [3, 91, 4, 5, 6, 8, 93]
+    assert mids.tolist() == [102, 98]
+    assert fills_and_rejects(reports) == (4, 1)
 
 
 def test_matches_the_numpy_expressions_on_an_engine_s_reports():
@@ -49,9 +51,14 @@ def test_matches_the_numpy_expressions_on_an_engine_s_reports():
         gone = (fill & (reports["leaves"] == 0)) | np.isin(
             kinds, [ReportKind.CANCELED, ReportKind.EXPIRED, ReportKind.REJECT]
         )
+        makers_done = fill & (reports["maker_leaves"] == 0)
         digest = digest_reports(reports, flow.mids)
         assert digest.rejects == np.count_nonzero(kinds == ReportKind.REJECT)
         assert digest.fills == np.count_nonzero(fill) > 0
-        assert np.array_equal(digest.gone, reports["order_id"][gone])
+        # Per report in order: the order's own id, then a finished maker's.
+        ids = np.stack([reports["order_id"], reports["maker_id"]], axis=1)
+        want = ids[np.stack([gone, makers_done], axis=1)]
+        assert makers_done.any()
+        assert np.array_equal(digest.gone, want)
         assert np.array_equal(flow.mids, want_mids)
         assert fills_and_rejects(reports) == (digest.fills, digest.rejects)

@@ -28,7 +28,15 @@ def test_run_measures_and_stores_in_sqlite(ray_session, tmp_path):
     result = short_run(tmp_path).run(on_progress=seen.append)
     assert result.orders_acked > 0 and result.errors == 0, result.first_error
     assert result.orders_per_s == pytest.approx(result.orders_acked / 2.0, rel=1e-6)
-    assert result.orders_sent == result.orders_acked + result.rejects
+    # Throughput by completion: what was answered in the window, whenever it was sent.
+    answered = result.answered_per_s * result.measured_s
+    assert answered == pytest.approx(result.orders_acked + result.rejects)
+    in_flight_cap = 4 * 4096  # one generator, max_in_flight 4, batches of 4096
+    assert abs(result.orders_sent - answered) <= in_flight_cap
+    assert result.loop == "closed" and result.overloaded is None
+    assert result.failed_polls == 0
+    assert result.book["resting_orders"] > 0
+    assert all("resting_orders" in p for p in result.series)
     lat = result.latency_ms
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
     assert set(result.actors) == {
@@ -63,8 +71,12 @@ def test_run_stores_in_postgresql(ray_session, tmp_path, postgres_url):
 
 def test_open_loop_run_at_a_target_rate(ray_session, tmp_path):
     result = short_run(tmp_path, "workload.rate=20000", "topology.batch_size=512").run()
+    assert result.loop == "open"
+    assert result.offered_per_s == pytest.approx(20000, rel=0.05)
     assert result.orders_sent == pytest.approx(20000 * 2.0, rel=0.1)
     assert result.errors == 0, result.first_error
+    assert result.overloaded is False and result.generator_limited is False
+    assert result.unsent == 0 and result.unanswered == 0 and result.overrun_s < 1
 
 
 @pytest.mark.parametrize("transport", ["ray", "stream"])
