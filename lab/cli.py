@@ -65,10 +65,16 @@ def sweep(
     report_dir: Path | None = typer.Option(
         None, "--report", help="Also write the sweep's report (PNGs + HTML) here."
     ),
+    capacity: bool = typer.Option(
+        False, "--capacity", help="Search each point's capacity (see `lab capacity`)."
+    ),
+    p99_ms: float | None = typer.Option(
+        None, "--p99-ms", help="With --capacity: the p99 SLO in ms (default: capacity.slo_p99_ms)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
 ) -> None:
     """Run a scaling sweep, fit the USL and name the stage that saturates first."""
-    from lab.console import print_sweep
+    from lab.console import print_capacity_point, print_sweep
     from lab.sweep import parse_vary
     from lab.sweep import sweep as run_sweep
 
@@ -80,6 +86,11 @@ def sweep(
                 err=True,
             )
 
+    def capacity_progress(values, point):
+        if not json_out:
+            typer.echo(f"  {values}:", err=True, nl=False)
+            print_capacity_point(point)
+
     summary = run_sweep(
         str(config),
         parse_vary(vary) or None,
@@ -87,6 +98,9 @@ def sweep(
         layout=layout,
         overrides=set_,
         on_run=progress,
+        capacity=capacity,
+        slo_p99_ms=p99_ms,
+        on_capacity_point=capacity_progress,
     )
     if report_dir is not None:
         from lab.report import write_report
@@ -100,6 +114,37 @@ def sweep(
         print_sweep(summary)
         if report_dir is not None:
             typer.echo(f"report: {summary['report']}")
+
+
+@app.command()
+def capacity(
+    config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+    p99_ms: float | None = typer.Option(
+        None, "--p99-ms", help="The p99 SLO in ms (default: the config's capacity.slo_p99_ms)."
+    ),
+    layout: str = typer.Option("single-host", "--layout", help="Named layout in the config."),
+    repeat: int | None = typer.Option(None, "--repeat", help="Runs per rate tried."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value."),
+    json_out: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+) -> None:
+    """Search for the highest open-loop rate that keeps up within a p99 SLO."""
+    from lab.capacity import capacity_search
+    from lab.console import print_capacity, print_capacity_point
+    from lab.experiment import Experiment
+
+    experiment = Experiment.from_yaml(config, layout=layout, overrides=set_)
+    summary = capacity_search(
+        experiment,
+        slo_p99_ms=p99_ms,
+        repeat=repeat,
+        on_point=None if json_out else print_capacity_point,
+    )
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(summary))
+    else:
+        print_capacity(summary)
 
 
 @app.command()
@@ -133,12 +178,7 @@ def bench_transport(
 
         typer.echo(json.dumps(result))
     else:
-        for key, value in result.items():
-            typer.echo(
-                f"{key:>26}: {value:,}"
-                if isinstance(value, (int, float))
-                else f"{key:>26}: {value}"
-            )
+        _print_figures(result)
 
 
 @results_app.command("list")
@@ -213,16 +253,20 @@ def bench_engine(
 
         typer.echo(json.dumps(result))
     else:
-        # A nested dict (the machine probe) prints one row per key: probe.chase_ns_per_load.
-        rows = []
-        for key, value in result.items():
-            if isinstance(value, dict):
-                rows += [(f"{key}.{sub}", subvalue) for sub, subvalue in value.items()]
-            else:
-                rows.append((key, value))
-        for key, value in rows:
-            number = isinstance(value, int) and not isinstance(value, bool)
-            typer.echo(f"{key:>26}: {value:,}" if number else f"{key:>26}: {value}")
+        _print_figures(result)
+
+
+def _print_figures(result: dict) -> None:
+    """A benchmark's figures, one per row; a nested dict (the probe) one row per key."""
+    rows = []
+    for key, value in result.items():
+        if isinstance(value, dict):
+            rows += [(f"{key}.{sub}", subvalue) for sub, subvalue in value.items()]
+        else:
+            rows.append((key, value))
+    for key, value in rows:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        typer.echo(f"{key:>26}: {value:,}" if number else f"{key:>26}: {value}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,14 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["LiveProgress", "print_summary", "print_runs", "print_sweep"]
+__all__ = [
+    "LiveProgress",
+    "print_summary",
+    "print_runs",
+    "print_sweep",
+    "print_capacity",
+    "print_capacity_point",
+]
 
 _err = Console(stderr=True)
 
@@ -151,7 +158,9 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
         f"layout {summary['layout']}  repeat {summary['repeat']}"
     )
     table = Table()
-    columns = ("point", "orders/s (geo. mean)", "95% interval", "p99 ms", efficiency_label(summary))
+    searched = summary.get("figure") == "capacity"
+    figure = "capacity orders/s" if searched else "orders/s (geo. mean)"
+    columns = ("point", figure, "interval", "p99 ms", efficiency_label(summary))
     for column in columns:
         table.add_column(column, justify="left" if column == "point" else "right")
     for p in summary["points"]:
@@ -197,3 +206,58 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
         console.print(f"  bottleneck: {bottleneck['explanation']}")
     for finding in summary.get("findings") or []:
         console.print(f"  • {finding}", markup=False)  # layout names are data, not markup
+
+
+def print_capacity_point(point: dict) -> None:
+    """One rate of a capacity search, as it is judged (on stderr, as progress)."""
+    verdict = "passed" if point["passed"] else "failed"
+    why = (
+        "generator-limited"
+        if point["generator_limited"]
+        else "overloaded"
+        if point["overloaded"]
+        else "kept up"
+    )
+    _err.print(
+        f"  {point['rate_per_s']:>12,.0f} orders/s offered: answered "
+        f"{point['answered_per_s']:,.0f}/s, p99 {point['p99_ms']:,.2f} ms, {why}: {verdict}",
+        soft_wrap=True,
+    )
+
+
+def print_capacity(summary: dict, console: Console | None = None) -> None:
+    """The search's verdict, every rate it tried, and the machine probe beside it."""
+    console = console or _console()
+    console.print(
+        f"\n[bold]{summary['name']}[/]  capacity {summary['capacity_id']}  "
+        f"layout {summary['layout']}  SLO p99 ≤ {summary['slo_p99_ms']:g} ms  "
+        f"repeat {summary['repeat']}"
+    )
+    console.print(f"  {summary['verdict']}")
+    lo, hi = summary["bracket"]
+    if lo is not None and hi is not None:
+        console.print(f"  search bracket: {lo:,.0f} – {hi:,.0f} orders/s")
+    table = Table()
+    for column in ("offered/s", "answered/s", "acked/s", "p99 ms", "overloaded", "passed"):
+        table.add_column(column, justify="right")
+    for p in summary["points"]:
+        table.add_row(
+            f"{p['rate_per_s']:,.0f}",
+            f"{p['answered_per_s']:,.0f}",
+            f"{p['orders_per_s']:,.0f}",
+            f"{p['p99_ms']:,.2f}",
+            "generator-limited" if p["generator_limited"] else "yes" if p["overloaded"] else "no",
+            "✓" if p["passed"] else "✗",
+        )
+    console.print(table)
+    probe = summary["probe"]
+    line = (
+        f"  machine probe: {probe['chase_ns_per_load']:.1f} ns per dependent load "
+        f"({probe['working_set_mb']:g} MiB), {probe['compute_ns_per_op']:.2f} ns per op"
+    )
+    if "loads_per_order" in summary:
+        line += (
+            f"; at capacity one order costs {summary['loads_per_order']:,.2f} loads "
+            f"or {summary['ops_per_order']:,.0f} ops of the probe"
+        )
+    console.print(line)

@@ -50,7 +50,12 @@ def write_report(data: dict, out_dir) -> Path:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    page = _sweep_page(data, out) if "points" in data else _run_page(data, out)
+    if data.get("kind") == "capacity":
+        page = _capacity_page(data, out)
+    elif "points" in data:
+        page = _sweep_page(data, out)
+    else:
+        page = _run_page(data, out)
     path = out / REPORT_NAME
     path.write_text(page, encoding="utf-8")
     return path
@@ -349,11 +354,68 @@ def _runs_table(runs: list[dict]) -> str:
 # -- one run -------------------------------------------------------------------
 
 
+def _capacity_page(data: dict, out: Path) -> str:
+    from lab.capacity_plot import plot_capacity_search
+
+    lo, hi = data.get("bracket") or (None, None)
+    probe = data.get("probe") or {}
+    pairs = [
+        ("capacity", _f(data.get("capacity_orders_per_s"), ",.0f", " orders/s offered")),
+        ("acknowledged there", _f(data.get("orders_per_s"), ",.0f", " orders/s")),
+        ("p99 there / SLO", f"{_f(data.get('p99_ms'), '.2f')} / {data['slo_p99_ms']:g} ms"),
+        ("search bracket", f"{_f(lo, ',.0f')} – {_f(hi, ',.0f')} orders/s"),
+        ("runs per rate", _f(data.get("repeat"), "d")),
+        (
+            "machine probe",
+            f"{_f(probe.get('chase_ns_per_load'), '.1f')} ns/load, "
+            f"{_f(probe.get('compute_ns_per_op'), '.2f')} ns/op",
+        ),
+    ]
+    rows = [
+        [
+            _f(p["rate_per_s"], ",.0f"),
+            _f(p["answered_per_s"], ",.0f"),
+            _f(p["orders_per_s"], ",.0f"),
+            _f(p["p99_ms"], ".2f"),
+            "generator-limited" if p["generator_limited"] else "yes" if p["overloaded"] else "no",
+            "passed" if p["passed"] else "failed",
+        ]
+        for p in data["points"]
+    ]
+    headers = ["offered/s", "answered/s", "acked/s", "p99 ms", "overloaded", "verdict"]
+    plot = plot_capacity_search(data, out / "capacity.png")
+    sections = [
+        ("", _headline(pairs) + f"<p>{_e(data.get('verdict', ''))}</p>"),
+        ("Plots", _figure("Answered rate and p99 against the offered rate", plot)),
+        ("Rates tried", _table(headers, rows, left=0)),
+        ("Config", _config_block(data.get("config") or {})),
+        ("Environment", _environment_block(data.get("environment") or {})),
+    ]
+    title = f"Capacity: {data.get('name') or data.get('capacity_id')}"
+    subtitle = " · ".join(
+        str(v) for v in (data.get("capacity_id"), data.get("layout"), data.get("created_at")) if v
+    )
+    return _page(title, subtitle, sections)
+
+
 def _run_page(data: dict, out: Path) -> str:
+    from lab.result import Result, load_verdicts
+
     figures = run_plots(data, out)
     lat = data.get("latency_ms") or {}
+    book = data.get("book") or {}
     pairs = [
-        ("throughput", _f(data.get("orders_per_s"), ",.1f", " orders/s")),
+        ("throughput", _f(data.get("orders_per_s"), ",.1f", " orders/s acknowledged")),
+        (
+            "offered / answered",
+            f"{_f(data.get('offered_per_s'), ',.0f')} / "
+            f"{_f(data.get('answered_per_s'), ',.0f')} orders/s",
+        ),
+        (
+            "backlog / unanswered",
+            f"{_f(data.get('backlog'), ',')} / {_f(data.get('unanswered'), ',')}",
+        ),
+        ("resting orders at the end", _f(book.get("resting_orders"), ",")),
         ("latency p50 / p99", f"{_f(lat.get('p50'), '.3f')} / {_f(lat.get('p99'), '.3f')} ms"),
         ("latency p99.9 / max", f"{_f(lat.get('p999'), '.3f')} / {_f(lat.get('max'), '.3f')} ms"),
         (
@@ -374,8 +436,12 @@ def _run_page(data: dict, out: Path) -> str:
     )
     actors = data.get("actors") or {}
     neck = bottleneck(actors)
+    verdicts = "".join(
+        f"<p{' class=bad' if line.startswith(('OVERLOADED', 'GENERATOR')) else ''}>{_e(line)}</p>"
+        for line in load_verdicts(Result.from_dict(data))
+    )
     sections = [
-        ("", _headline(pairs) + checks),
+        ("", _headline(pairs) + checks + verdicts),
         ("Bottleneck", f"<p>{_e(neck['explanation'])}</p>"),
         ("Plots", "".join(_figure(caption, path) for caption, path in figures)),
         ("Actors", _actors_table(actors)),

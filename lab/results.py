@@ -169,7 +169,10 @@ class ResultStore:
     # -- sweeps --------------------------------------------------------------
 
     def save_sweep(self, summary: dict[str, Any]) -> str:
-        """Store a sweep summary (``sweep_id`` made up if missing); returns its id."""
+        """Store a sweep summary (``sweep_id`` made up if missing); returns its id.
+
+        A capacity search is stored the same way, under its ``capacity-...`` id.
+        """
         summary = dict(summary)
         sweep_id = summary.setdefault("sweep_id", new_run_id("sweep"))
         self._execute(_SAVE_SWEEP, (sweep_id, _now(), summary.get("name"), _to_json(summary)))
@@ -189,8 +192,9 @@ class ResultStore:
         return [dict(zip(_SWEEP_COLUMNS, row, strict=True)) for row in rows]
 
     def find(self, wanted: str) -> dict[str, Any]:
-        """A sweep if ``wanted`` names one (``sweep-...``), else a run; LabError if neither."""
-        if wanted.startswith("sweep"):
+        """A sweep or capacity search if ``wanted`` names one (``sweep-...``,
+        ``capacity-...``), else a run; LabError if neither."""
+        if wanted.startswith(("sweep", "capacity")):
             return self.get_sweep(wanted)
         return self.get_run(wanted)
 

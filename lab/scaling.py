@@ -329,6 +329,7 @@ def _row(p: dict) -> dict:
         "stages": found["stages"],
         "bottleneck": {"stage": found["stage"], "busy": found["busy"]},
         "actors": p.get("actors") or {},
+        **({"capacity": p["capacity"]} if "capacity" in p else {}),  # a search's own summary
     }
 
 

@@ -50,16 +50,25 @@ def sweep(
     overrides: Sequence[str] = (),
     on_run: Callable[[dict, Result], None] | None = None,
     store: bool = True,
+    capacity: bool = False,
+    slo_p99_ms: float | None = None,
+    on_capacity_point: Callable[[dict, dict], None] | None = None,
 ) -> dict:
     """Run every combination of ``vary`` ``repeat`` times; returns the sweep summary.
 
-    ``vary`` and ``repeat`` default to the config's ``sweep`` section.
+    ``vary`` and ``repeat`` default to the config's ``sweep`` section. With
+    ``capacity=True`` each point is a capacity search (:mod:`lab.capacity`)
+    instead, its figure the capacity found with the search's bracket as its
+    interval; ``repeat`` is then the runs per rate tried (default: the
+    config's ``capacity.repeat``) and ``slo_p99_ms`` the SLO (default: its
+    ``capacity.slo_p99_ms``).
     """
     from lab.scaling import summarize_sweep
 
     base = load_config(config, overrides) if isinstance(config, str) else config
     vary = dict(vary or base.sweep.vary)
-    repeat = base.sweep.repeat if repeat is None else repeat
+    if repeat is None:
+        repeat = base.capacity.repeat if capacity else base.sweep.repeat
     if repeat < 1:
         raise ConfigError(f"--repeat must be at least 1, got {repeat}")
     if not vary:
@@ -83,6 +92,20 @@ def sweep(
         group = [(c, e) for c, e in plan if e.layout_name == layout_name]
         with RayRuntime(group[0][1].layout):
             for combo, experiment in group:
+                if capacity:
+                    points.append(
+                        _capacity_point(
+                            combo,
+                            n_key,
+                            experiment,
+                            slo_p99_ms,
+                            repeat,
+                            store,
+                            sweep_id,
+                            on_capacity_point,
+                        )
+                    )
+                    continue
                 runs = []
                 for _ in range(repeat):
                     result = experiment.run(store=store, kind="sweep-point", sweep_id=sweep_id)
@@ -92,8 +115,9 @@ def sweep(
                 points.append(_point(combo, n_key, runs, experiment.config))
     order = {id(c): i for i, (c, _) in enumerate(plan)}
     points.sort(key=lambda p: order[p.pop("_combo_id")])
-    summary = summarize_sweep(points)
+    summary = summarize_sweep(points, n_key)
     summary.update(
+        figure="capacity" if capacity else "throughput",
         sweep_id=sweep_id,
         name=base.experiment.name,
         layout=", ".join(dict.fromkeys(exp.layout_name for _, exp in plan)),
@@ -123,6 +147,36 @@ def _point(combo: dict, n_key: str, runs: list[Result], config: ExperimentConfig
         "actors": runs[0].actors,
         "offered_rate": None if rate == "max" else float(rate),
         "run_ids": [r.run_id for r in runs],
+    }
+
+
+def _capacity_point(combo, n_key, experiment, slo_p99_ms, repeat, store, sweep_id, on_point):
+    """A sweep point whose figure is the capacity a search found, its bracket the interval."""
+    from lab.capacity import capacity_search
+
+    found = capacity_search(
+        experiment,
+        slo_p99_ms=slo_p99_ms,
+        repeat=repeat,
+        store=store,
+        sweep_id=sweep_id,
+        on_point=None if on_point is None else (lambda point: on_point(combo, point)),
+    )
+    lo, hi = found["bracket"]
+    best = next((p for p in found["points"] if p["rate_per_s"] == lo), None)
+    return {
+        "_combo_id": id(combo),
+        "values": {k: _number(v) for k, v in combo.items()},
+        "n": _number(combo[n_key]),
+        "orders_per_s_runs": [lo] if lo is not None else [],
+        # The search's resolution; with no failing rate found, the top is unknown.
+        "orders_per_s_bounds": [lo, hi] if lo is not None and hi is not None else None,
+        "p99_ms_runs": [found["p99_ms"]] if found["p99_ms"] is not None else [],
+        "latency_ms_runs": [],
+        "actors": best["actors"] if best else {},
+        "offered_rate": lo,
+        "run_ids": [r["run_id"] for p in found["points"] for r in p["runs"]],
+        "capacity": {k: found[k] for k in ("capacity_orders_per_s", "bracket", "verdict")},
     }
 
 

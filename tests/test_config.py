@@ -387,3 +387,34 @@ def test_single_host_is_always_there_unless_redefined():
 def test_network_namespace_options_only_where_they_apply(layout, message):
     with pytest.raises(ConfigError, match=message):
         ExperimentConfig.from_dict({"layouts": {"x": layout}})
+
+
+# -- the load figures' settings ---------------------------------------------------
+
+
+def test_an_overload_threshold_needs_an_open_loop():
+    message = error_of("thresholds: {overloaded: false}\n")
+    assert message.startswith(f"{CONFIG}: thresholds.overloaded: false needs an open-loop run")
+    opened = load("workload: {rate: 1000}\nthresholds: {overloaded: false}\n")
+    assert opened.thresholds.overloaded is False
+    assert error_of("thresholds: {overloaded: true}\n").startswith(
+        f"{CONFIG}: thresholds.overloaded: "
+    )
+
+
+def test_the_order_lifetime_is_given_as_a_lifetime_or_a_rate_not_both():
+    assert load("").workload.order_flow.lifetime_s == 1.0
+    assert load("workload: {order_flow: {cancel_rate: 4}}").workload.order_flow.lifetime_s == 0.25
+    assert (
+        load("workload: {order_flow: {mean_lifetime_s: null}}").workload.order_flow.lifetime_s
+        is None
+    )
+    both = "workload: {order_flow: {cancel_rate: 4, mean_lifetime_s: 2}}"
+    assert "give mean_lifetime_s or cancel_rate, not both" in error_of(both)
+
+
+def test_drain_and_capacity_settings_are_checked():
+    assert load("").experiment.drain_s == 5.0
+    assert "experiment.drain_s" in error_of("experiment: {drain_s: -1}")
+    assert "capacity.tolerance" in error_of("capacity: {tolerance: 1.5}")
+    assert load("capacity: {slo_p99_ms: 20}").capacity.slo_p99_ms == 20

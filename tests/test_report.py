@@ -245,6 +245,22 @@ def test_run_report(tmp_path, run):
     assert "&lt;host&gt;" in text and "<host>" not in text
 
 
+def test_run_report_says_what_the_load_figures_mean(tmp_path, run):
+    closed = write_report(run, tmp_path / "closed").read_text()
+    assert "Closed loop:" in closed and "service time under that fixed concurrency" in closed
+    overloaded = run | {
+        "loop": "open",
+        "offered_per_s": 1_000_000.0,
+        "answered_per_s": 50_000.0,
+        "overloaded": True,
+        "generator_limited": False,
+        "backlog": 5_000_000,
+        "backlog_growth": 4_000_000,
+    }
+    text = write_report(overloaded, tmp_path / "open").read_text()
+    assert "<p class=bad>OVERLOADED: offered 1,000,000 orders/s, answered 50,000/s" in text
+
+
 def test_run_report_without_series_or_actors(tmp_path, run):
     bare = run | {"series": [], "actors": {}}
     text = _check_report(

@@ -106,3 +106,39 @@ def test_six_point_sweep_on_three_emulated_nodes_from_one_command(tmp_path):
     left = subprocess.run(["pgrep", "-f", ray_tmp], capture_output=True, text=True).stdout
     assert left == "", f"processes of the emulated cluster still running: {left}"
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_capacity_sweep_puts_each_point_s_capacity_and_bracket_in_the_summary(
+    ray_session, tmp_path
+):
+    config = load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        [
+            "experiment.duration_s=2.5",
+            "experiment.warmup_s=0.5",
+            "experiment.drain_s=1",
+            "capacity.tolerance=0.5",
+            "capacity.max_points=3",
+            f"results.url=sqlite:///{tmp_path}/r.sqlite",
+        ],
+    )
+    heard = []
+    summary = sweep(
+        config,
+        {"topology.backends": [1, 2]},
+        repeat=1,
+        capacity=True,
+        slo_p99_ms=200.0,
+        on_capacity_point=lambda values, point: heard.append((values, point["rate_per_s"])),
+    )
+    assert summary["figure"] == "capacity"
+    assert {values["topology.backends"] for values, _ in heard} == {1, 2}
+    for point in summary["points"]:
+        figure = point["orders_per_s"]
+        assert figure["mean"] == point["capacity"]["capacity_orders_per_s"] > 0
+        lo, hi = point["capacity"]["bracket"]
+        if hi is not None:  # the search's bracket is the point's interval
+            assert figure["interval"] == "search"
+            assert (figure["ci_low"], figure["ci_high"]) == (lo, hi)
+        assert point["p99_ms"]["mean"] <= 200.0
