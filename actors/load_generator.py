@@ -6,7 +6,7 @@ closes when it is full or when its first order has waited ``batch_wait_s``.
 Latency is the time the reports reached the generator minus the intended
 send time, so a stall anywhere, the generator included, is counted for every
 order that should have been sent during it (as wrk2 does). At most
-``max_in_flight`` calls are outstanding: past saturation the generator falls
+``max_in_flight`` batches are outstanding: past saturation the generator falls
 behind its schedule and sends full batches as fast as the system answers,
 instead of queueing without bound. At the window's end it stops sending; the
 orders intended in the window that it never sent are counted as ``unsent``.
@@ -140,6 +140,8 @@ class LoadGenerator:
         self.interval = _Tally()  #: since the collector last asked
         self._in_flight: dict[asyncio.Task, int] = {}  #: call -> its number of orders
         self._in_flight_orders = 0
+        #: one future per batch out, done when all its calls (one per backend) are
+        self._batches: set[asyncio.Future] = set()
         self._window: RunWindow | None = None
         self._arrivals: _Arrivals | None = None
 
@@ -239,15 +241,15 @@ class LoadGenerator:
         return last_reply_ns - window.end_ns, unanswered
 
     async def _wait_for_room(self, deadline_ns: int) -> bool:
-        """Wait until fewer than ``max_in_flight`` calls are out; True if it had to wait."""
+        """Wait until fewer than ``max_in_flight`` batches are out; True if it had to wait."""
         started, waited = now_ns(), False
-        while len(self._in_flight) >= self.max_in_flight:
+        while len(self._batches) >= self.max_in_flight:
             timeout = (deadline_ns - now_ns()) / 1e9
             if timeout <= 0:
                 break
             waited = True
             await asyncio.wait(
-                list(self._in_flight), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                list(self._batches), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         if not waited:
             return False
@@ -313,11 +315,16 @@ class LoadGenerator:
         orders = self.flow.next_batch(len(send_ns), ORDER_DTYPE, now_ns=now_ns())
         orders["send_ns"] = send_ns
         routes = backend_of_account(orders["account"], len(self.backends))
+        calls = []
         for backend, part in split(orders, routes, len(self.backends)):
             task = asyncio.ensure_future(self._submit(backend, part))
             self._in_flight[task] = len(part)
             self._in_flight_orders += len(part)
             task.add_done_callback(self._call_done)
+            calls.append(task)
+        batch = asyncio.gather(*calls, return_exceptions=True)
+        self._batches.add(batch)
+        batch.add_done_callback(self._batches.discard)
         self.stats.note_queue(len(self._in_flight))
         return orders
 

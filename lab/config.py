@@ -224,7 +224,9 @@ class TopologyConfig(_Section):
     generators: Int = Field(1, ge=1)
     batch_size: Int = Field(4096, ge=1)
     batch_wait_ms: Float = Field(5.0, ge=0)
-    max_in_flight: Int = Field(4, ge=1)  #: batches a generator keeps outstanding
+    #: batches a generator keeps outstanding (a batch is out until every backend's part
+    #: of it is answered)
+    max_in_flight: Int = Field(4, ge=1)
     #: How generators reach backends: Ray actor calls, or a TCP stream per pair
     #: (actors.stream), which costs far less per call.
     transport: Literal["ray", "stream"] = "ray"

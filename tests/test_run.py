@@ -70,13 +70,16 @@ def test_run_stores_in_postgresql(ray_session, tmp_path, postgres_url):
 
 
 def test_open_loop_run_at_a_target_rate(ray_session, tmp_path):
-    result = short_run(tmp_path, "workload.rate=20000", "topology.batch_size=512").run()
+    result = short_run(
+        tmp_path, "workload.rate=20000", "topology.batch_size=512", "topology.max_in_flight=8"
+    ).run()
     assert result.loop == "open"
     assert result.offered_per_s == pytest.approx(20000, rel=0.05)
     assert result.orders_sent == pytest.approx(20000 * 2.0, rel=0.1)
     assert result.errors == 0, result.first_error
     assert result.overloaded is False and result.generator_limited is False
-    assert result.unsent == 0 and result.unanswered == 0 and result.overrun_s < 1
+    # At most the batch that was due as the window closed is left unsent.
+    assert result.unsent <= 512 and result.unanswered == 0 and result.overrun_s < 1
 
 
 @pytest.mark.parametrize("transport", ["ray", "stream"])
