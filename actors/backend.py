@@ -32,7 +32,11 @@ from actors.stage_stats import Span, StageStats
 from actors.wire import MAKER_DONE, check_batch, compress, to_messages
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
-__all__ = ["Backend", "ShardClient"]
+__all__ = ["Backend", "ShardClient", "ShardFailed"]
+
+
+class ShardFailed(RuntimeError):
+    """A shard's call failed: the submission's orders there have no known outcome."""
 
 
 class ShardClient(Protocol):
@@ -129,13 +133,24 @@ class Backend:
                             done.set_exception(exc)
                     continue
                 for (_, done), reports in zip(group, results, strict=True):
-                    if not done.done():
+                    if done.done():
+                        continue
+                    if isinstance(reports, Exception):
+                        done.set_exception(reports)
+                    else:
                         done.set_result(reports)
         finally:
             self._sending = False
 
-    async def _send_group(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """One call per shard for several submissions; their reports, split back."""
+    async def _send_group(self, batches: list[np.ndarray]) -> list[np.ndarray | Exception]:
+        """One call per shard for several submissions; their reports, split back.
+
+        When a shard's call fails, the other shards' parts are still settled
+        (risk brought up to date, reports kept), the failed part's orders are
+        released from the risk counts (their fate is unknown; a shard that died
+        took its book with it), and each submission with an order in that part
+        gets a :class:`ShardFailed` instead of its reports.
+        """
         span = Span()
         with span:
             combined = np.concatenate(batches) if len(batches) > 1 else batches[0].copy()
@@ -145,26 +160,40 @@ class Backend:
             owner = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
             combined["seq"] = np.arange(len(combined))
             n_shards = len(self.shards)
-            routes = shard_of_symbol(combined["symbol"], n_shards)
-            combined["symbol"] = local_symbol(combined["symbol"], n_shards)
+            symbols = combined["symbol"].copy()  # global: what the risk book counts by
+            routes = shard_of_symbol(symbols, n_shards)
+            combined["symbol"] = local_symbol(symbols, n_shards)
             parts = split(combined, routes, n_shards)
         replies = await asyncio.gather(
-            *(self.shards[shard].process(part, self.backend_id) for shard, part in parts)
+            *(self.shards[shard].process(part, self.backend_id) for shard, part in parts),
+            return_exceptions=True,
         )
         with span:
-            out = []
-            for (_, part), (reports, maker_fills) in zip(parts, replies, strict=True):
+            out, failed = [], {}
+            for (shard, part), reply in zip(parts, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    if not self.noop:
+                        unanswered = part.copy()
+                        unanswered["symbol"] = symbols[part["seq"]]
+                        self.risk.release(unanswered)
+                    error = ShardFailed(f"engine-{shard}: {type(reply).__name__}: {reply}")
+                    failed.update(dict.fromkeys(np.unique(owner[part["seq"]]).tolist(), error))
+                    continue
+                reports, maker_fills = reply
                 if not self.noop:
                     self.risk.apply(part, reports)
                     self.risk.apply_maker_fills(maker_fills)
                 out.append(reports)
-            reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
-            self._note_makers_done(reports)
-            index = reports["seq"].copy()
-            reports["seq"] = original_seq[index]
-            results = _by_owner(reports, owner[index], len(batches))
+            if out:
+                reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
+                self._note_makers_done(reports)
+                index = reports["seq"].copy()
+                reports["seq"] = original_seq[index]
+                results = _by_owner(reports, owner[index], len(batches))
+            else:
+                results = [_NO_REPORTS] * len(batches)
         self.stats.busy_ns += span.cpu_ns
-        return results
+        return [failed.get(k, result) for k, result in enumerate(results)]
 
     def _note_makers_done(self, reports: np.ndarray) -> None:
         """Keep, for each known client, its resting orders that these fills finished.

@@ -215,6 +215,26 @@ class LoadGenerator:
         )
         return out
 
+    def tally_so_far(self) -> dict:
+        """The measured tally as far as the run has got, in :meth:`run`'s form."""
+        out = self.total.to_dict()
+        window = self._window
+        measured_s = 0.0
+        if window is not None:
+            measured_s = max(0, min(now_ns(), window.end_ns) - window.measure_from_ns) / 1e9
+        out.update(
+            loop="closed" if self.rate is None else "open",
+            measured_s=measured_s,
+            offered=None if self._arrivals is None else self._arrivals.taken_in_window,
+            unsent=0,
+            in_flight_at_end=self._in_flight_orders,
+            unanswered=self._in_flight_orders,
+            overrun_s=0.0,
+            in_flight_cap=self.max_in_flight * self.batch_size,
+            generator_limited=None,
+        )
+        return out
+
     def _fell_behind(self, window: RunWindow, offered: int | None) -> bool | None:
         """Did this generator fail to send its schedule by its own doing? (open loop only)"""
         if offered is None:

@@ -9,6 +9,7 @@ generators reach backends, and backends reach shards, over
 :mod:`actors.stream` instead of Ray calls.
 """
 
+import asyncio
 import gc
 import os
 import socket
@@ -95,6 +96,10 @@ def _settle_heap() -> None:
 
 
 class _Located:
+    async def watch(self) -> None:
+        """Never returns: the driver holds this call, and its failure is the actor's death."""
+        await asyncio.Event().wait()
+
     def where(self) -> dict:
         """Host, Ray node id and process of this actor."""
         context = ray.get_runtime_context()
@@ -223,6 +228,10 @@ class GeneratorActor(_Located, LoadGenerator):
     async def run(self, lead_s: float, warmup_s: float, duration_s: float, drain_s: float) -> dict:
         """Run the window that starts ``lead_s`` from now on this actor's own clock."""
         return await super().run(RunWindow.starting_in(lead_s, warmup_s, duration_s, drain_s))
+
+    async def tally(self) -> dict:
+        """What the run measured so far (for a run that fails before its end)."""
+        return self.tally_so_far()
 
     async def take_stats(self) -> dict:
         out = super().take_stats()

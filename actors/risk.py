@@ -2,10 +2,15 @@
 
 Checks, in order, for each message: a known account and symbol; then for NEW
 orders the largest order quantity, the most open orders, the largest
-position (assuming the order fills completely) and the highest order rate
-(orders per second, in one-second windows). Each breach is a REJECT with
-its own reason. Open orders and positions are brought up to date from the
-engine's reports (``leaves`` tells whether an order still rests).
+position in the worst case (the filled position plus everything still open
+on the order's side, this order included, as if all of it filled) and the
+highest order rate (orders per second, in one-second windows). Each breach
+is a REJECT with its own reason. Open orders, open quantities per side and
+positions are brought up to date from the engine's reports (``leaves`` tells
+whether an order still rests; a MODIFIED report carries the quantity it
+replaced). A MODIFY is not checked against the position limit before it is
+sent (the backend does not keep each order's side and quantity); what it
+changes counts from its report on.
 
 Accounts are ``1..n_accounts``; state is dense per account and symbol.
 """
@@ -15,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.jit import WARM_UP_SIZES, njit, read_only
-from engine.kernels import ACK, BUY, FILL, MODIFIED, NEW, REJECT, SELL
+from engine.kernels import ACK, BUY, CANCELED, EXPIRED, FILL, MODIFIED, NEW, REJECT, SELL
 from engine.messages import Reason
 
 __all__ = ["RiskLimits", "RiskBook"]
@@ -46,6 +51,7 @@ def _pre_trade(
     n_symbols,
     limits,
     open_orders,
+    open_qty,
     position,
     window,
     window_count,
@@ -68,12 +74,17 @@ def _pre_trade(
         if window[a] != now_s:
             window[a] = now_s
             window_count[a] = 0
-        signed = qty[i] if side[i] == BUY else -qty[i] if side[i] == SELL else 0
+        # The worst case on the order's side: all of it and all already open there fill.
+        sided = (side[i] == BUY or side[i] == SELL) and qty[i] > 0
+        k = side[i] - 1 if sided else 0
+        worst = 0
+        if sided:
+            worst = open_qty[a, s, k] + qty[i] + (position[a, s] if k == 0 else -position[a, s])
         if qty[i] > max_qty:
             reasons[i] = _R_QTY
         elif open_orders[a] + 1 > max_open:
             reasons[i] = _R_OPEN
-        elif abs(position[a, s] + signed) > max_pos:
+        elif worst > max_pos:
             reasons[i] = _R_POSITION
         elif window_count[a] + 1 > max_rate:
             reasons[i] = _R_RATE
@@ -82,6 +93,8 @@ def _pre_trade(
             window_count[a] += 1
             # Counted open until the reports say it does not rest.
             open_orders[a] += 1
+            if sided:
+                open_qty[a, s, k] += qty[i]
 
 
 @njit
@@ -99,11 +112,19 @@ def _post_trade(
     rep_maker_leaves,
     rep_symbol,
     open_orders,
+    open_qty,
     position,
     owner,
     n_owners,
 ):
-    """Apply one batch's reports, message by message (reports of a message are contiguous)."""
+    """Apply one batch's reports, message by message (reports of a message are contiguous).
+
+    ``open_qty[a, s, side - 1]`` follows every quantity that comes and goes: a
+    NEW's was added when it passed the check; fills move quantity from open to
+    position (both sides, the maker's if this backend owns it); cancels and
+    expiries remove what they report; a MODIFIED swaps the old quantity for
+    the new; an engine REJECT of a NEW takes back what the check added.
+    """
     n_acct = open_orders.shape[0]
     r = 0
     n_rep = rep_seq.shape[0]
@@ -114,19 +135,32 @@ def _post_trade(
         if r == first:
             continue
         for k in range(first, r):
-            if rep_kind[k] == FILL:
-                signed = rep_qty[k] if rep_side[k] == BUY else -rep_qty[k]
-                position[rep_account[k], rep_symbol[k]] += signed
+            kind, a, s, side = rep_kind[k], rep_account[k], rep_symbol[k], rep_side[k]
+            sided = (side == BUY or side == SELL) and 0 < a < n_acct
+            if kind == FILL:
+                signed = rep_qty[k] if side == BUY else -rep_qty[k]
+                position[a, s] += signed
+                if sided:
+                    open_qty[a, s, side - 1] -= rep_qty[k]
                 m = rep_maker_account[k]
                 # The maker's backend settles it, here if this one owns the
                 # account (``m % n_owners``: ``routing.backend_of_account``).
                 if 0 < m < n_acct and m % n_owners == owner:
-                    position[m, rep_symbol[k]] -= signed
+                    position[m, s] -= signed
+                    open_qty[m, s, 2 - side] -= rep_qty[k]  # the maker's side: the other one
                     if rep_maker_leaves[k] == 0:
                         open_orders[m] -= 1
+            elif not sided:
+                continue
+            elif kind == CANCELED or kind == EXPIRED:
+                open_qty[a, s, side - 1] -= rep_qty[k]
+            elif kind == MODIFIED:
+                open_qty[a, s, side - 1] += rep_qty[k] - rep_maker_leaves[k]
+            elif kind == REJECT and msg_action[i] == NEW and rep_qty[k] > 0:
+                open_qty[a, s, side - 1] -= rep_qty[k]  # the check had counted it
         # A NEW was counted open when it passed the check; an accepted CANCEL
         # or MODIFY was about an order that rested. Reports name the order's
-        # own account, which for CANCEL and MODIFY may differ from the sender's.
+        # own account, which is the sender's (the engine refuses anyone else's).
         last = rep_kind[r - 1]
         rests_after = (last == ACK or last == FILL or last == MODIFIED) and rep_leaves[r - 1] > 0
         accepted = rep_kind[first] != REJECT
@@ -145,6 +179,7 @@ def _maker_fills(
     rep_maker_leaves,
     rep_symbol,
     open_orders,
+    open_qty,
     position,
 ):
     """Fills of other backends' takers against this backend's resting orders."""
@@ -155,6 +190,7 @@ def _maker_fills(
             continue
         signed = rep_qty[k] if rep_side[k] == BUY else -rep_qty[k]
         position[m, rep_symbol[k]] -= signed
+        open_qty[m, rep_symbol[k], 2 - rep_side[k]] -= rep_qty[k]
         if rep_maker_leaves[k] == 0:
             open_orders[m] -= 1
 
@@ -180,6 +216,8 @@ class RiskBook:
             float(limits.max_order_rate),
         )
         self.open_orders = np.zeros(n_accounts + 1, dtype=np.int64)
+        #: per account and symbol, the quantity open on each side (buy, sell)
+        self.open_qty = np.zeros((n_accounts + 1, n_symbols, 2), dtype=np.int64)
         self.position = np.zeros((n_accounts + 1, n_symbols), dtype=np.int64)
         self._window = np.full(n_accounts + 1, -1, dtype=np.int64)
         self._window_count = np.zeros(n_accounts + 1, dtype=np.int64)
@@ -194,6 +232,7 @@ class RiskBook:
             self.n_symbols,
             self._limits,
             self.open_orders,
+            self.open_qty,
             self.position,
             self._window,
             self._window_count,
@@ -208,6 +247,7 @@ class RiskBook:
             *_fields(messages, ("seq", "action", "account")),
             *_fields(reports, _REPORT_FIELDS),
             self.open_orders,
+            self.open_qty,
             self.position,
             *self._owner,
         )
@@ -218,8 +258,18 @@ class RiskBook:
             _maker_fills(
                 *_fields(fills, _MAKER_FIELDS),
                 self.open_orders,
+                self.open_qty,
                 self.position,
             )
+
+    def release(self, messages: np.ndarray) -> None:
+        """Take back what :meth:`check` counted for NEW orders that got no reports."""
+        new = messages[messages["action"] == NEW]
+        a, s, side, qty = (new[f] for f in ("account", "symbol", "side", "qty"))
+        known = (a >= 1) & (a < len(self.open_orders)) & (s >= 0) & (s < self.n_symbols)
+        np.subtract.at(self.open_orders, a[known], 1)
+        sided = known & ((side == BUY) | (side == SELL)) & (qty > 0)
+        np.subtract.at(self.open_qty, (a[sided], s[sided], side[sided] - 1), qty[sided])
 
     def warm_up(self, message_dtype, report_dtype) -> None:
         """Compile (or load) the three kernels for every layout a batch can have.

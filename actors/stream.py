@@ -137,23 +137,42 @@ class StreamClient:
         return self._writer
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        # Whatever ends this loop fails every call still waiting, with the reason, and
+        # closes the connection so that the next call opens a new one: a call must never
+        # wait on a stream that nobody reads.
         try:
             while True:
                 request_id, arg, length = _HEADER.unpack(await reader.readexactly(_HEADER.size))
                 payload = await reader.readexactly(length)
+                if arg == ERROR:
+                    reply = _remote_error(payload.decode(errors="replace"))
+                else:  # parsed before its call leaves the pending ones, so a bad one fails it
+                    reply = _read_arrays(payload, arg, self._reply_dtype)
                 done = self._pending.pop(request_id, None)
                 if done is None or done.done():
                     continue
                 if arg == ERROR:
-                    done.set_exception(_remote_error(payload.decode(errors="replace")))
+                    done.set_exception(reply)
                 else:
-                    done.set_result(_read_arrays(payload, arg, self._reply_dtype))
+                    done.set_result(reply)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
-            lost = ConnectionError(f"stream to {self.address} closed: {exc}")
-            for done in self._pending.values():
-                if not done.done():
-                    done.set_exception(lost)
-            self._pending.clear()
+            self._fail_pending(ConnectionError(f"stream to {self.address} closed: {exc}"))
+        except asyncio.CancelledError:
+            self._fail_pending(ConnectionError(f"stream to {self.address} closed"))
+            raise
+        except Exception as exc:  # a malformed reply, say: the stream is no longer in step
+            self._fail_pending(
+                StreamError(f"stream to {self.address} failed: {type(exc).__name__}: {exc}")
+            )
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+
+    def _fail_pending(self, error: Exception) -> None:
+        for done in self._pending.values():
+            if not done.done():
+                done.set_exception(error)
+        self._pending.clear()
 
 
 def _remote_error(text: str) -> Exception:

@@ -5,7 +5,7 @@ symbol's book and calls the jitted kernels in :mod:`engine.kernels`. Messages
 and reports are NumPy structured arrays defined in :mod:`engine.messages`.
 """
 
-from engine.book import MatchingEngine, stp_mode
+from engine.book import MatchingEngine, SnapshotError, stp_mode
 from engine.messages import (
     MESSAGE_DTYPE,
     NO_PRICE,
@@ -20,6 +20,7 @@ from engine.messages import (
 
 __all__ = [
     "MatchingEngine",
+    "SnapshotError",
     "stp_mode",
     "MESSAGE_DTYPE",
     "REPORT_DTYPE",

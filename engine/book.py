@@ -13,9 +13,10 @@ import numpy as np
 
 from engine import kernels
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, STP_CANCEL_NEWEST, STP_NONE
+from engine.snapshot_check import SnapshotError, check_snapshot_state
 from engine.state import BookState, grow, new_state, state_from_arrays
 
-__all__ = ["MatchingEngine", "RESTING_DTYPE", "stp_mode"]
+__all__ = ["MatchingEngine", "RESTING_DTYPE", "SnapshotError", "stp_mode"]
 
 RESTING_DTYPE = np.dtype(
     [
@@ -183,13 +184,30 @@ class MatchingEngine:
         return buf.getvalue()
 
     def restore(self, data: bytes) -> None:
-        """Replace the whole state with one taken by :meth:`snapshot`."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            meta = [int(v) for v in arrays["_meta"]]
-            if len(meta) != 4 or meta[3] != _LAYOUT:
-                raise ValueError("snapshot was taken by an engine with another state layout")
-            n_symbols, stp, messages, _ = meta
-            st = state_from_arrays(arrays)
+        """Replace the whole state with one taken by :meth:`snapshot`.
+
+        The snapshot is checked first (:mod:`engine.snapshot_check`): a
+        truncated, foreign or tampered one raises :class:`SnapshotError` and
+        leaves this engine as it was.
+        """
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+                arrays = {name: stored[name] for name in stored.files}
+        except Exception as exc:  # zipfile, npy header and value errors alike
+            raise SnapshotError(f"not a readable snapshot: {type(exc).__name__}: {exc}") from None
+        meta = arrays.get("_meta")
+        if meta is None or meta.dtype != np.int64 or meta.shape != (4,):
+            raise SnapshotError("snapshot lacks its header (_meta)")
+        n_symbols, stp, messages, layout = (int(v) for v in meta)
+        if layout != _LAYOUT:
+            raise SnapshotError("snapshot was taken by an engine with another state layout")
+        if n_symbols < 1 or stp not in _STP_MODES.values() or messages < 0:
+            raise SnapshotError(
+                f"snapshot header is invalid: {n_symbols} symbols, stp code {stp}, "
+                f"{messages} messages"
+            )
+        check_snapshot_state(arrays, n_symbols)
+        st = state_from_arrays(arrays)
         self.n_symbols = n_symbols
         self._stp = stp
         self.stp = next(name for name, code in _STP_MODES.items() if code == stp)

@@ -34,6 +34,7 @@ BUY, SELL = 1, 2
 LIMIT, MARKET, IOC, FOK = 1, 2, 3, 4
 ACK, REJECT, FILL, CANCELED, EXPIRED, MODIFIED = 1, 2, 3, 4, 5, 6
 R_NONE, R_DUP, R_QTY, R_PRICE, R_SIDE, R_TYPE, R_UNKNOWN, R_ACTION, R_SYMBOL, R_STP = range(10)
+R_NOT_OWNER = 10
 NO_PRICE = np.iinfo(np.int64).min
 
 NEED_ORDERS, NEED_LEVELS, NEED_SIDE, NEED_HASH, NEED_REPORTS = 1, 2, 4, 8, 16
@@ -558,7 +559,10 @@ def _amend(st, rep, n, seq, sym, oid, tag, o, action, price, qty, stp):
     if price != NO_PRICE and price <= 0:
         return n, R_PRICE
     new_price = old_price if price == NO_PRICE else price
-    n = _emit(rep, n, seq, MODIFIED, sym, oid, acct, side, 0, 0, new_price, qty, R_NONE, qty)
+    # ``maker_leaves`` of a MODIFIED carries what was open before it, for the risk books.
+    n = _emit(
+        rep, n, seq, MODIFIED, sym, oid, acct, side, 0, 0, new_price, qty, R_NONE, qty, old_qty
+    )
     if new_price == old_price and qty <= old_qty:
         st.orders[_row(o, O_QTY)] = qty
         st.levels[_row(level, L_QTY)] -= old_qty - qty
@@ -799,6 +803,8 @@ def _process_one(st, rep, n, seq, sym, oid, tag, acct, price, qty, action, side,
         o = _hash_find(st, sym, oid, tag)
         if o == -1:
             reason = R_UNKNOWN
+        elif st.orders[_row(o, O_ACCOUNT)] != acct:
+            reason = R_NOT_OWNER  # only the order's own account may cancel or modify it
         else:
             n, reason = _amend(st, rep, n, seq, sym, oid, tag, o, action, price, qty, stp)
     if reason != R_NONE:

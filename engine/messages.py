@@ -64,6 +64,7 @@ class Reason:
     BAD_ACTION = 7
     BAD_SYMBOL = 8
     SELF_TRADE = 9
+    NOT_OWNER = 10  #: a CANCEL or MODIFY from an account that does not own the order
     # Gateway (backend) risk checks.
     MAX_ORDER_QTY = 20
     MAX_OPEN_ORDERS = 21
@@ -106,7 +107,8 @@ MESSAGE_DTYPE = np.dtype(
 #: for CANCELED and EXPIRED, ``qty`` is the quantity removed.
 #: ``leaves`` is what remains open of ``order_id`` after the report (ACK: its qty;
 #: FILL: the taker's rest; MODIFIED: the new qty; otherwise 0) and, for FILL,
-#: ``maker_leaves`` what remains of the maker (0: the maker order is done).
+#: ``maker_leaves`` what remains of the maker (0: the maker order is done); for
+#: MODIFIED, ``maker_leaves`` is the qty that was open before the modify.
 REPORT_DTYPE = np.dtype(
     [
         ("seq", np.int64),

@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from lab.cli_k8s import k8s_app
-from lab.errors import LabError
+from lab.errors import LabError, ThresholdError
 
 app = typer.Typer(
     add_completion=False,
@@ -36,17 +36,15 @@ def run(
 ) -> None:
     """Run one experiment and print its summary; exit 99 if a threshold is missed."""
     from lab.console import LiveProgress, print_summary
-    from lab.errors import ThresholdError
     from lab.experiment import Experiment
 
     experiment = Experiment.from_yaml(config, layout=layout, overrides=set_)
     duration = experiment.config.experiment.duration_s
-    with LiveProgress(duration, enabled=not json_out and sys.stderr.isatty()) as live:
+    live_terminal = not json_out and sys.stderr.isatty()
+    with LiveProgress(duration, enabled=live_terminal, plain=not live_terminal) as live:
         result = experiment.run(on_progress=live.update)
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result.to_dict()))
+        _print_json(result.to_dict())
     else:
         print_summary(result)
     if result.thresholds_missed:
@@ -107,9 +105,7 @@ def sweep(
 
         summary["report"] = str(write_report(summary, report_dir))
     if json_out:
-        import json
-
-        typer.echo(json.dumps(summary))
+        _print_json(summary)
     else:
         print_sweep(summary)
         if report_dir is not None:
@@ -140,9 +136,7 @@ def capacity(
         on_point=None if json_out else print_capacity_point,
     )
     if json_out:
-        import json
-
-        typer.echo(json.dumps(summary))
+        _print_json(summary)
     else:
         print_capacity(summary)
 
@@ -174,9 +168,7 @@ def bench_transport(
 
     result = run_transport_bench(str(config), layout, set_)
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result))
+        _print_json(result)
     else:
         _print_figures(result)
 
@@ -201,8 +193,6 @@ def results_show(
     json_out: bool = typer.Option(False, "--json", help="Print the stored JSON."),
 ) -> None:
     """One stored run."""
-    import json
-
     from lab.console import print_summary
     from lab.result import Result
     from lab.results import ResultStore
@@ -210,7 +200,7 @@ def results_show(
     with ResultStore.open(url) as store:
         data = store.get_run(run_id)
     if json_out:
-        typer.echo(json.dumps(data))
+        _print_json(data)
     else:
         print_summary(Result.from_dict(data))
 
@@ -249,9 +239,7 @@ def bench_engine(
     orders = DEFAULT_ORDERS if orders is None else orders
     result = run_engine_bench(messages=messages, seed=seed, orders=orders)
     if json_out:
-        import json
-
-        typer.echo(json.dumps(result))
+        _print_json(result)
     else:
         _print_figures(result)
 
@@ -269,8 +257,31 @@ def _print_figures(result: dict) -> None:
         typer.echo(f"{key:>26}: {value:,}" if number else f"{key:>26}: {value}")
 
 
+#: Where ``--json`` output goes: the real stdout, kept aside by :func:`main`.
+_json_out = None
+
+
+def _print_json(data) -> None:
+    import json
+
+    out = _json_out or sys.stdout
+    out.write(json.dumps(data) + "\n")
+    out.flush()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning ``LabError`` into a message and an exit code."""
+    """Entry point: run the app, turning ``LabError`` into a message and an exit code.
+
+    Under ``--json`` a failed command still prints exactly one JSON object on
+    stdout: ``error``, ``exit_code`` and whatever was measured before it failed
+    (a missed threshold prints the result itself, which says so).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    global _json_out
+    if "--json" in args:
+        # Ray prints its own messages (a worker that died, say) on stdout; under --json
+        # stdout holds the one JSON object only, so everything else goes to stderr.
+        _json_out, sys.stdout = sys.stdout, sys.stderr
     try:
         # Without standalone mode click returns a typer.Exit's code instead of raising it.
         code = app(args=argv, standalone_mode=False)
@@ -278,6 +289,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except LabError as exc:
         typer.echo(f"error: {exc}", err=True)
+        if "--json" in args and not isinstance(exc, ThresholdError):
+            measured = getattr(exc, "partial", None) or {}
+            _print_json({**measured, "error": str(exc), "exit_code": exc.exit_code})
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -24,10 +24,16 @@ def _console() -> Console:
 
 
 class LiveProgress:
-    """Elapsed time, orders/s and p99 of the latest interval, redrawn in place (on stderr)."""
+    """Elapsed time, orders/s and p99 of the latest interval, redrawn in place (on stderr).
 
-    def __init__(self, duration_s: float, enabled: bool = True):
+    With ``plain``, for a stderr that is not a terminal (a job's log), it
+    prints a line whenever another actor is up instead.
+    """
+
+    def __init__(self, duration_s: float, enabled: bool = True, plain: bool = False):
         self.duration_s = duration_s
+        self._plain = plain and not enabled
+        self._said = None
         self._live = (
             Live(Text("starting actors…"), console=_err, transient=True, refresh_per_second=4)
             if enabled
@@ -44,7 +50,13 @@ class LiveProgress:
             self._live.__exit__(*exc)
 
     def update(self, point: dict) -> None:
+        if self._plain and point.get("phase") == "starting" and point["ready"] != self._said:
+            self._said = point["ready"]
+            _err.print(f"starting actors: {point['ready']} of {point['total']} up")
         if not self._live or not point:
+            return
+        if point.get("phase") == "starting":
+            self._live.update(Text(f"starting actors: {point['ready']} of {point['total']} up"))
             return
         self._live.update(
             Text(
@@ -64,7 +76,10 @@ def print_summary(result, console: Console | None = None) -> None:
     console.print(f"\n[bold]{result.name}[/]  run {result.run_id}  layout {result.layout}")
     for missed in result.thresholds_missed:
         console.print(f"  [red]✗ threshold missed:[/] {missed}")
-    if not result.thresholds_missed:
+    if result.status == "failed":
+        console.print(f"  [red]✗ FAILED:[/] {result.error}")
+        console.print("  what follows is what the run measured before it failed")
+    elif not result.thresholds_missed:
         console.print("  [green]✓ all thresholds met[/]")
     for line in load_verdicts(result):
         flagged = line.startswith(("OVERLOADED", "GENERATOR-LIMITED"))

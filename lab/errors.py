@@ -3,7 +3,7 @@
 The CLI prints their message, without a traceback, and exits with their code.
 """
 
-__all__ = ["LabError", "ConfigError", "InputError", "ThresholdError"]
+__all__ = ["LabError", "ConfigError", "InputError", "ThresholdError", "RunFailed"]
 
 
 class LabError(Exception):
@@ -28,3 +28,17 @@ class ThresholdError(LabError):
     """A run finished but missed one of its configured thresholds."""
 
     exit_code = 99
+
+
+class RunFailed(LabError):
+    """A run that could not finish; ``partial`` holds what it measured before it failed.
+
+    ``Experiment.run`` turns ``partial`` into a stored result with ``status:
+    failed`` and replaces it with that result's dict.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, partial: dict | None = None):
+        super().__init__(message)
+        self.partial = partial or {}

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 from lab.config import ExperimentConfig, load_config
 from lab.environment import describe_environment
+from lab.errors import RunFailed
 from lab.result import Result, summarize_actors, summarize_book
 from lab.results import ResultStore, new_run_id
 from lab.workload import expected_depth
@@ -45,45 +46,70 @@ class Experiment:
         kind: str = "run",
         sweep_id: str | None = None,
     ) -> Result:
-        """Run on the layout, store the result (unless ``store=False``) and return it."""
-        from lab.pipeline import Pipeline, flow_params
+        """Run on the layout, store the result (unless ``store=False``) and return it.
+
+        A run that fails once running (an actor died, a deadline passed) is
+        stored too, with ``status: failed`` and what it measured until then;
+        the :class:`RunFailed` raised then carries that result as ``partial``.
+        """
+        from lab.pipeline import Pipeline
         from lab.runtime import RayRuntime
 
         run_id = new_run_id()
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        labels = {"run_id": run_id, "created_at": created, "kind": kind, "sweep_id": sweep_id}
+        nodes: dict = {}
         with RayRuntime(self.layout):
             pipeline = Pipeline(self.config, self.layout, run_id)
             try:
-                pipeline.wait_ready()
+                pipeline.wait_ready(on_progress)
                 nodes = pipeline.nodes()
                 raw = pipeline.run(on_progress)
+            except RunFailed as failed:
+                result = self._result(failed.partial, nodes, labels, error=str(failed))
+                where = ""
+                if store:
+                    self._store(result)
+                    where = f"; what it measured is stored as {run_id} (status: failed)"
+                raise RunFailed(f"{failed}{where}", result.to_dict()) from None
             finally:
                 pipeline.shutdown()
+        result = self._result(raw, nodes, labels)
+        if store:
+            self._store(result)
+        return result
+
+    def _result(self, raw: dict, nodes: dict, labels: dict, error: str = "") -> Result:
+        from lab.pipeline import flow_params
+
         exp = self.config.experiment
+        tallies = raw.get("tallies") or []
+        measured_s = max((t["measured_s"] for t in tallies), default=0.0) if error else None
+        series = raw.get("series") or []
         result = Result.from_tallies(
-            raw["tallies"],
-            exp.measured_s,
-            run_id=run_id,
+            tallies,
+            exp.measured_s if measured_s is None else measured_s,
             name=exp.name,
             layout=self.layout_name,
-            actors=summarize_actors(raw["actors"], nodes, exp.warmup_s),
-            book=summarize_book(raw["series"], raw["resting"], exp.warmup_s, exp.duration_s),
-            series=raw["series"],
-            failed_polls=raw["failed_polls"],
-            journals=raw["journals"],
+            actors=summarize_actors(raw.get("actors") or {}, nodes, exp.warmup_s),
+            book=summarize_book(series, raw.get("resting") or {}, exp.warmup_s, exp.duration_s),
+            series=series,
+            failed_polls=raw.get("failed_polls", 0),
+            journals=raw.get("journals") or [],
             config=self.config.to_dict(),
             environment=describe_environment(),
-            created_at=created,
-            kind=kind,
-            sweep_id=sweep_id,
+            status="failed" if error else "ok",
+            error=error,
+            **labels,
         )
         expected = expected_depth(flow_params(self.config), result.answered_per_s)
         result.book["expected_resting"] = None if expected is None else round(expected)
-        result.thresholds_missed = missed_thresholds(self.config, result)
-        if store:
-            with ResultStore.open(self.config.results.url) as results:
-                results.save_run(result.to_dict())
+        result.thresholds_missed = [] if error else missed_thresholds(self.config, result)
         return result
+
+    def _store(self, result: Result) -> None:
+        with ResultStore.open(self.config.results.url) as results:
+            results.save_run(result.to_dict())
 
 
 def missed_thresholds(config: ExperimentConfig, result: Result) -> list[str]:

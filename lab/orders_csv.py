@@ -11,7 +11,8 @@ quoted as in RFC 4180; blank lines are skipped.
 - ``seq``, ``order_id``, ``account``, ``price`` and ``qty`` are decimal int64s.
   An empty ``price`` means "no price" (MARKET, CANCEL; MODIFY keeps its price);
   an empty ``qty`` is 0 and allowed except on NEW and MODIFY; an empty
-  ``account`` is 0 and allowed except on NEW (CANCEL and MODIFY ignore it).
+  ``account`` is 0 and allowed except on NEW. A CANCEL or MODIFY must name the
+  order's own account: the engine rejects any other (``NOT_OWNER``).
 - Symbols are names; the sorted unique names become engine indices 0..n-1.
 
 A row that breaks these rules raises :class:`~lab.errors.InputError` naming the

@@ -7,8 +7,17 @@
 
 Actors are named ``engine-0``, ``backend-3``, ``loadgen-1`` … in a namespace
 per run, so a run can be found in the Ray dashboard while it runs.
+
+Nothing here waits without a deadline. Before any actor starts, the
+topology is checked against the cluster (:mod:`lab.fit`). While the run
+runs, the driver holds one ``watch`` call on every actor, which fails when
+the actor dies, so a death ends the run within a poll (half a second) and
+names the actor; every other wait has a deadline from the run's duration.
+A run that fails keeps what was measured: :class:`~lab.errors.RunFailed`
+carries the generators' tallies so far and the collector's series.
 """
 
+import time
 from pathlib import Path
 
 import ray
@@ -24,12 +33,17 @@ from actors.risk import RiskLimits
 from actors.routing import first_order_id
 from lab.config import ExperimentConfig, Layout
 from lab.emulated import node_resource
-from lab.errors import LabError
+from lab.errors import LabError, RunFailed
+from lab.fit import check_fit
 from lab.workload import FlowParams
 
 __all__ = ["Pipeline", "flow_params"]
 
 _READY_TIMEOUT_S = 300.0
+#: How long after its duration and drain a run may take to wrap up before it fails.
+_WRAP_UP_S = 30.0
+#: Deadline of a small call (stats, progress, a tally) to one actor.
+_CALL_S = 10.0
 #: Layouts whose actors all run on this host, and so share its Numba cache.
 _THIS_HOST = ("local", "emulated", "netns")
 _START_LEAD_S = 0.5
@@ -60,6 +74,8 @@ class Pipeline:
         self.placement = Placement(layout)
         t, r = config.topology, config.resources
         w = config.workload
+        live = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        check_fit(config, layout, ray.cluster_resources(), live, Placement(layout))
         if layout.kind in _THIS_HOST and not t.noop:
             _compile_kernels()
 
@@ -154,26 +170,36 @@ class Pipeline:
             resources,
             name=f"{kind}-{index}",
             namespace=self.namespace,
-            max_concurrency=1 if cls is ShardActor else 1000,
+            # A shard's methods never await, so two slots never interleave inside one:
+            # the second holds the driver's ``watch``.
+            max_concurrency=2 if cls is ShardActor else 1000,
             **self.placement.options(kind, index),
         )
         return remote_class(cls, **options).remote(**kwargs)
 
-    def wait_ready(self) -> None:
-        refs = [h.ready.remote() for h in self._all]
-        done, pending = ray.wait(refs, num_returns=len(refs), timeout=_READY_TIMEOUT_S)
-        if pending:
-            raise LabError(
-                f"{len(pending)} of {len(refs)} actors did not start within "
-                f"{_READY_TIMEOUT_S:.0f} s: the layout probably lacks the CPUs or memory that "
-                f"`resources` asks for (cluster has {ray.cluster_resources()})"
-            )
-        ray.get(done)  # raises an actor's constructor error, if any
+    def wait_ready(self, on_progress=None) -> None:
+        """Wait for every actor's constructor, telling ``on_progress`` how many are up."""
+        names = {h.ready.remote(): name for name, h in zip(self.names, self._all, strict=True)}
+        pending, deadline = list(names), time.monotonic() + _READY_TIMEOUT_S
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
+            for ref in ready:
+                _get(ref, _CALL_S, names[ref])  # a constructor's error, naming the actor
+            if on_progress is not None:
+                on_progress(
+                    {"phase": "starting", "ready": len(names) - len(pending), "total": len(names)}
+                )
+            if pending and time.monotonic() > deadline:
+                waiting = ", ".join(sorted(names[r] for r in pending))
+                raise LabError(
+                    f"{len(pending)} of {len(names)} actors did not start within "
+                    f"{_READY_TIMEOUT_S:.0f} s: {waiting}"
+                )
 
     def nodes(self) -> dict[str, dict]:
         """Host name and Ray node id of every actor."""
-        places = ray.get([h.where.remote() for h in self._all])
-        return dict(zip(self.names, places, strict=True))
+        refs = [h.where.remote() for h in self._all]
+        return dict(zip(self.names, _get(refs, _CALL_S, "actors' places"), strict=True))
 
     def run(self, on_progress=None) -> dict:
         """Drive the run to its end; returns the generators' tallies and the collector's series.
@@ -182,30 +208,57 @@ class Pipeline:
         clocks (``_START_LEAD_S`` from when it reaches them).
         """
         exp = self.config.experiment
+        watches = {h.watch.remote(): n for n, h in zip(self.names, self._all, strict=True)}
         collecting = self.collector.run.remote(_START_LEAD_S)
         runs = [
             g.run.remote(_START_LEAD_S, exp.warmup_s, exp.duration_s, exp.drain_s)
             for g in self.generators
         ]
+        ends = time.monotonic() + _START_LEAD_S + exp.duration_s + exp.drain_s + _WRAP_UP_S
         pending = list(runs)
         while pending:
-            _, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+            ready, _ = ray.wait(pending + list(watches), num_returns=len(pending), timeout=0.5)
+            dead = [ref for ref in ready if ref in watches]
+            if dead:
+                names = ", ".join(watches[ref] for ref in dead)
+                raise self._failed(f"{names} died: {_cause(dead[0])}")
+            pending = [ref for ref in pending if ref not in ready]
+            if pending and time.monotonic() > ends:
+                late = ", ".join(f"loadgen-{runs.index(r)}" for r in pending)
+                raise self._failed(f"{late} did not finish its run by its end and drain")
             if on_progress is not None:
-                on_progress(ray.get(self.collector.progress.remote()))
-        tallies = ray.get(runs)
-        resting = ray.get([s.resting.remote() for s in self.shards])
-        ray.get(self.collector.stop.remote())
-        ray.get(collecting)
+                on_progress(_get(self.collector.progress.remote(), _CALL_S, "collector-0"))
+        tallies = [_get(r, _CALL_S, f"loadgen-{i}") for i, r in enumerate(runs)]
+        shard_refs = [s.resting.remote() for s in self.shards]
+        resting = _get(shard_refs, _CALL_S, "the shards' resting orders")
+        _get(self.collector.stop.remote(), _CALL_S, "collector-0")
+        _get(collecting, _CALL_S, "collector-0")
         journals = []
         if self.config.topology.journal:
             directory = str(Path(self.config.topology.journal_dir) / self.run_id)
-            journals = ray.get([s.write_journal.remote(directory) for s in self.shards])
+            refs = [s.write_journal.remote(directory) for s in self.shards]
+            journals = _get(refs, _READY_TIMEOUT_S, "the shards' journals")
         return {
             "tallies": tallies,
             "journals": journals,
             "resting": {f"engine-{i}": n for i, n in enumerate(resting)},
-            **ray.get(self.collector.summary.remote()),
+            **_get(self.collector.summary.remote(), _CALL_S, "collector-0"),
         }
+
+    def _failed(self, reason: str) -> RunFailed:
+        """The error that ends a run, with what was measured up to now (best effort)."""
+        partial = {"tallies": [], "series": [], "actors": {}, "failed_polls": 0}
+        tallies = [g.tally.remote() for g in self.generators]
+        for i, ref in enumerate(tallies):
+            try:
+                partial["tallies"].append(ray.get(ref, timeout=_CALL_S))
+            except Exception:  # that generator is gone too: its figures with it
+                partial.setdefault("lost", []).append(f"loadgen-{i}")
+        try:
+            partial.update(ray.get(self.collector.summary.remote(), timeout=_CALL_S))
+        except Exception:
+            partial.setdefault("lost", []).append("collector-0")
+        return RunFailed(reason, partial)
 
     def shutdown(self) -> None:
         for handle in self._all:
@@ -228,6 +281,30 @@ def _compile_kernels() -> None:
     EngineShard(0, 1, 1).warm_up()
     Backend(0, 1, [], 1, 1).warm_up()
     LoadGenerator(0, [], OrderFlow(), None, 1, 0.0).warm_up()
+
+
+def _get(refs, timeout_s: float, what: str):
+    """``ray.get`` with a deadline; a LabError naming ``what`` when it fails or is late."""
+    try:
+        return ray.get(refs, timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        raise LabError(f"{what}: no answer within {timeout_s:g} s") from None
+    except ray.exceptions.RayError as exc:
+        raise LabError(f"{what}: {_first_line(exc)}") from None
+
+
+def _cause(ref) -> str:
+    """Why a watched actor's call failed: the first line Ray gives."""
+    try:
+        ray.get(ref, timeout=_CALL_S)
+    except Exception as exc:  # the watch only ever ends with the actor's death
+        return _first_line(exc)
+    return "its watch ended"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:500]
 
 
 def _stream_addresses(handles: list) -> list[tuple[str, int]]:
@@ -260,19 +337,27 @@ class Placement:
         self.layout = layout
         self._dealt = 0
 
-    def options(self, kind: str, index: int) -> dict:
+    def node(self, kind: str, index: int) -> int | None:
+        """The emulated node the next actor of ``kind`` goes to (None on other layouts).
+
+        Call it once per actor, in creation order: ``spread`` deals in turn.
+        """
         lay = self.layout
+        if lay.kind != "emulated":
+            return None
         config_kind = {"loadgen": "generator"}.get(kind, kind)
-        if lay.kind == "emulated":
-            if lay.placement == "explicit" and config_kind in (lay.explicit or {}):
-                nodes = lay.explicit[config_kind]
-                node = nodes[index % len(nodes)]
-            elif lay.placement == "spread":
-                node = self._dealt % lay.nodes
-                self._dealt += 1
-            else:
-                node = 0
-            return {"resources": {node_resource(node): 1}}
+        if lay.placement == "explicit" and config_kind in (lay.explicit or {}):
+            nodes = lay.explicit[config_kind]
+            return nodes[index % len(nodes)]
         if lay.placement == "spread":
+            self._dealt += 1
+            return (self._dealt - 1) % lay.nodes
+        return 0
+
+    def options(self, kind: str, index: int) -> dict:
+        node = self.node(kind, index)
+        if node is not None:
+            return {"resources": {node_resource(node): 1}}
+        if self.layout.placement == "spread":
             return {"scheduling_strategy": "SPREAD"}
         return {}

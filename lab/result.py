@@ -60,6 +60,8 @@ class Result:
     environment: dict = field(default_factory=dict)
     thresholds_missed: list = field(default_factory=list)
     first_error: str = ""  #: what the first failed call raised, if any
+    status: str = "ok"  #: "ok", or "failed": the run ended early, and ``error`` says why
+    error: str = ""
     failed_polls: int = 0  #: stats polls that an actor did not answer
     journals: list = field(default_factory=list)  #: per shard, paths of its journal files
     created_at: str = ""
@@ -89,10 +91,11 @@ class Result:
         open_loop = any(t["loop"] == "open" for t in tallies)
         offered = sum(t["offered"] or 0 for t in tallies) if open_loop else None
         verdict = _load_verdict(totals, offered)
+        per_s = 1 / measured_s if measured_s > 0 else 0.0  # a run that failed early measured 0 s
         if open_loop:  # see actors.load_generator.LoadGenerator._fell_behind
             verdict["generator_limited"] = any(t["generator_limited"] for t in tallies)
         return cls(
-            orders_per_s=round(totals["acked"] / measured_s, 1),
+            orders_per_s=round(totals["acked"] * per_s, 1),
             orders_sent=totals["sent"],
             orders_acked=totals["acked"],
             rejects=totals["rejects"],
@@ -101,9 +104,9 @@ class Result:
             latency_ms={k: round(v, 4) for k, v in latency.percentiles_ms().items()},
             measured_s=measured_s,
             loop="open" if open_loop else "closed",
-            offered_per_s=None if offered is None else round(offered / measured_s, 1),
-            sent_per_s=round(totals["sent"] / measured_s, 1),
-            answered_per_s=round(totals["answered"] / measured_s, 1),
+            offered_per_s=None if offered is None else round(offered * per_s, 1),
+            sent_per_s=round(totals["sent"] * per_s, 1),
+            answered_per_s=round(totals["answered"] * per_s, 1),
             overrun_s=round(max((t["overrun_s"] for t in tallies), default=0.0), 3),
             backlog=totals["in_flight_at_end"] + totals["unsent"],
             unsent=totals["unsent"],

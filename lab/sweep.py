@@ -13,12 +13,13 @@ stage that saturated first (:mod:`lab.scaling`) and plain-language findings
 """
 
 import itertools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from lab.config import ExperimentConfig, load_config
 from lab.environment import describe_environment
-from lab.errors import ConfigError
+from lab.errors import ConfigError, LabError, RunFailed
 from lab.experiment import DEFAULT_LAYOUT, Experiment
 from lab.findings import findings
 from lab.result import Result
@@ -53,6 +54,7 @@ def sweep(
     capacity: bool = False,
     slo_p99_ms: float | None = None,
     on_capacity_point: Callable[[dict, dict], None] | None = None,
+    progress: bool = True,
 ) -> dict:
     """Run every combination of ``vary`` ``repeat`` times; returns the sweep summary.
 
@@ -62,6 +64,11 @@ def sweep(
     interval; ``repeat`` is then the runs per rate tried (default: the
     config's ``capacity.repeat``) and ``slo_p99_ms`` the SLO (default: its
     ``capacity.slo_p99_ms``).
+
+    Each run's figures go to stderr as it ends (``progress=False`` for quiet;
+    ``on_run`` to hear them instead). When a point fails, the points done
+    before it are stored in the summary, with ``status: failed`` and
+    ``failed_point``, and :class:`RunFailed` says which point failed.
     """
     from lab.scaling import summarize_sweep
 
@@ -86,13 +93,18 @@ def sweep(
         plan.append((combo, Experiment(base.with_overrides(sets), point_layout)))
 
     sweep_id = new_run_id("sweep")
-    points = []
+    if on_run is None and progress:
+        on_run = _print_run
+    if on_capacity_point is None and progress:
+        on_capacity_point = _print_rate
+    points, failure = [], None
     # One cluster per layout, points in the order given within it.
     for layout_name in dict.fromkeys(exp.layout_name for _, exp in plan):
         group = [(c, e) for c, e in plan if e.layout_name == layout_name]
-        with RayRuntime(group[0][1].layout):
-            for combo, experiment in group:
-                if capacity:
+        try:
+            with RayRuntime(group[0][1].layout):
+                for combo, experiment in group:
+                    failure = combo  # until the point is done
                     points.append(
                         _capacity_point(
                             combo,
@@ -104,18 +116,19 @@ def sweep(
                             sweep_id,
                             on_capacity_point,
                         )
+                        if capacity
+                        else _run_point(combo, n_key, experiment, repeat, store, sweep_id, on_run)
                     )
-                    continue
-                runs = []
-                for _ in range(repeat):
-                    result = experiment.run(store=store, kind="sweep-point", sweep_id=sweep_id)
-                    runs.append(result)
-                    if on_run is not None:
-                        on_run(combo, result)
-                points.append(_point(combo, n_key, runs, experiment.config))
+                    failure = None
+        except LabError as exc:  # keep the points done; say which one failed
+            failure = {
+                "values": {k: _number(v) for k, v in (failure or {}).items()},
+                "error": str(exc),
+            }
+            break
     order = {id(c): i for i, (c, _) in enumerate(plan)}
     points.sort(key=lambda p: order[p.pop("_combo_id")])
-    summary = summarize_sweep(points, n_key)
+    summary = summarize_sweep(points, n_key) if points else {"points": []}
     summary.update(
         figure="capacity" if capacity else "throughput",
         sweep_id=sweep_id,
@@ -127,12 +140,50 @@ def sweep(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config=base.to_dict(),
         environment=describe_environment(),
+        status="failed" if failure else "ok",
+        failed_point=failure,
     )
-    summary["findings"] = findings(summary["points"], n_key)
+    summary["findings"] = findings(summary["points"], n_key) if points else []
     if store:
         with ResultStore.open(base.results.url) as results:
             results.save_sweep(summary)
+    if failure:
+        kept = f"the {len(points)} point(s) before it are stored" if store else "nothing stored"
+        raise RunFailed(
+            f"sweep {sweep_id}: point {failure['values']} failed: {failure['error']} ({kept})",
+            summary,
+        )
     return summary
+
+
+def _run_point(combo, n_key, experiment, repeat, store, sweep_id, on_run) -> dict:
+    runs = []
+    for _ in range(repeat):
+        result = experiment.run(store=store, kind="sweep-point", sweep_id=sweep_id)
+        runs.append(result)
+        if on_run is not None:
+            on_run(combo, result)
+    return _point(combo, n_key, runs, experiment.config)
+
+
+def _print_rate(values: dict, point: dict) -> None:
+    """The default progress of a capacity sweep: one line per rate tried, on stderr."""
+    verdict = "passed" if point["passed"] else "failed"
+    print(
+        f"  {values}: {point['rate_per_s']:,.0f} orders/s offered, p99 "
+        f"{point['p99_ms']:.3f} ms: {verdict}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _print_run(values: dict, result: Result) -> None:
+    """The default progress of a sweep: one line per run, on stderr."""
+    print(
+        f"  {values}: {result.orders_per_s:,.0f} orders/s, p99 {result.latency_ms['p99']:.3f} ms",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _point(combo: dict, n_key: str, runs: list[Result], config: ExperimentConfig) -> dict:

@@ -87,6 +87,7 @@ class Ledger:
             may_rest = int(m["type"]) == OrderType.LIMIT
         elif kind == ReportKind.MODIFIED:
             before = self.resting[key]
+            assert int(first["maker_leaves"]) == before.qty, "MODIFIED: not the qty replaced"
             self.modify_delta += qty - before.qty
             if price == before.price and qty <= before.qty:
                 assert len(group) == 1, "an in-place MODIFY cannot trade"
@@ -138,7 +139,9 @@ def _check_fields(r, m) -> None:
     kind = int(r["kind"])
     assert r["seq"] == m["seq"] and r["symbol"] == m["symbol"] and r["_pad"] == 0
     if kind != ReportKind.FILL:
-        assert r["maker_id"] == r["maker_account"] == r["maker_leaves"] == 0, "maker fields set"
+        assert r["maker_id"] == r["maker_account"] == 0, "maker fields set"
+    if kind not in (ReportKind.FILL, ReportKind.MODIFIED):  # MODIFIED: the qty it replaced
+        assert r["maker_leaves"] == 0, "maker_leaves set"
     if kind in (ReportKind.ACK, ReportKind.MODIFIED):
         assert r["leaves"] == r["qty"], "ACK/MODIFIED leaves != qty"
     elif kind != ReportKind.FILL:

@@ -84,11 +84,11 @@ def new(order_id, side, price, qty, *, type=LIMIT, account=1, symbol=0):
     )
 
 
-def cancel(order_id, *, symbol=0, account=0, side=0):
+def cancel(order_id, *, symbol=0, account=1, side=0):
     return message(Action.CANCEL, order_id, symbol=symbol, account=account, side=side)
 
 
-def modify(order_id, price, qty, *, symbol=0, account=0, side=0):
+def modify(order_id, price, qty, *, symbol=0, account=1, side=0):
     return message(
         Action.MODIFY, order_id, price=price, qty=qty, symbol=symbol, account=account, side=side
     )
@@ -152,7 +152,8 @@ def canceled(order_id, side, price, qty, *, account=1, reason=Reason.NONE):
     )
 
 
-def modified(order_id, side, price, qty, *, account=1):
+def modified(order_id, side, price, qty, *, was, account=1):
+    """A MODIFIED report; ``was``: the qty that was open before the modify."""
     return dict(
         kind=ReportKind.MODIFIED,
         order_id=order_id,
@@ -161,6 +162,7 @@ def modified(order_id, side, price, qty, *, account=1):
         qty=qty,
         account=account,
         leaves=qty,
+        maker_leaves=was,
     )
 
 

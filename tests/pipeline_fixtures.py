@@ -80,4 +80,8 @@ def cancel(oid, account, symbol):
     return (Action.CANCEL, oid, account, symbol, 0, 0, None, 0)
 
 
+def modify(oid, account, symbol, price, qty):
+    return (Action.MODIFY, oid, account, symbol, 0, 0, price, qty)
+
+
 BUY, SELL = Side.BUY, Side.SELL

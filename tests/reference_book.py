@@ -228,6 +228,8 @@ class ReferenceEngine:
         key = (int(m["symbol"]), int(m["order_id"]))
         if key not in self._resting:
             return self._reject(m, Reason.UNKNOWN_ORDER)
+        if self._resting[key].account != int(m["account"]):
+            return self._reject(m, Reason.NOT_OWNER)
         self._cancel_resting(m, key)
 
     def _modify(self, m) -> None:
@@ -237,6 +239,8 @@ class ReferenceEngine:
             return self._reject(m, Reason.BAD_QTY)
         if key not in self._resting:
             return self._reject(m, Reason.UNKNOWN_ORDER)
+        if self._resting[key].account != int(m["account"]):
+            return self._reject(m, Reason.NOT_OWNER)
         if new_qty == 0:
             return self._cancel_resting(m, key)
         if new_price != NO_PRICE and new_price <= 0:
@@ -253,6 +257,7 @@ class ReferenceEngine:
             price=price,
             qty=new_qty,
             leaves=new_qty,
+            maker_leaves=order.qty,  # what was open before
         )
         if price == order.price and new_qty <= order.qty:
             order.qty = new_qty  # in place: keeps time priority

@@ -5,13 +5,14 @@ import asyncio
 import numpy as np
 import pytest
 
+from actors.backend import ShardFailed
 from actors.report_digest import digest_reports
 from actors.risk import RiskLimits
 from actors.routing import first_order_id
 from actors.wire import MAKER_DONE, BadBatch
 from engine import REPORT_DTYPE, MatchingEngine, Reason, ReportKind
 from lab.workload import FlowParams, OrderFlow
-from tests.pipeline_fixtures import BUY, SELL, build, cancel, new, orders
+from tests.pipeline_fixtures import BUY, SELL, build, cancel, modify, new, orders
 
 
 def submit(backend, batch):
@@ -78,6 +79,37 @@ def test_position_limit_counts_filled_position_plus_the_new_order():
     submit(backend, orders(new(1, 2, 0, SELL, 100, 8), new(2, 1, 0, BUY, 100, 8)))
     reports = submit(backend, orders(new(3, 1, 0, BUY, 99, 3), new(4, 1, 0, SELL, 99, 3)))
     assert reasons_of(reports) == {3: "MAX_POSITION"}  # 8 + 3 > 10; 8 - 3 is fine
+
+
+def test_position_limit_counts_what_is_still_open_on_that_side():
+    _, (backend,) = build(limits=RiskLimits(max_position=10))
+    # Each within the limit, together not: the worst case is both filling.
+    reports = submit(backend, orders(new(1, 1, 0, BUY, 100, 6), new(2, 1, 0, BUY, 99, 6)))
+    assert reasons_of(reports) == {2: "MAX_POSITION"}
+    assert backend.risk.open_qty[1, 0].tolist() == [6, 0]
+    # The other side has its own worst case: 6 bought would not offset 11 sold.
+    assert reasons_of(submit(backend, orders(new(3, 1, 0, SELL, 105, 11)))) == {3: "MAX_POSITION"}
+    assert reasons_of(submit(backend, orders(new(4, 1, 0, SELL, 105, 10)))) == {}
+    # A cancel frees its quantity; a modify down frees the difference.
+    submit(backend, orders(cancel(4, 1, 0)))
+    assert backend.risk.open_qty[1, 0].tolist() == [6, 0]
+    submit(backend, orders(modify(1, 1, 0, 100, 2)))
+    assert backend.risk.open_qty[1, 0].tolist() == [2, 0]
+    assert reasons_of(submit(backend, orders(new(5, 1, 0, BUY, 98, 8)))) == {}
+    # Fills move quantity from open to position: 5 of the 10 open bought.
+    submit(backend, orders(new(6, 2, 0, SELL, 98, 5)))
+    assert backend.risk.position[1, 0] == 5
+    assert backend.risk.open_qty[1, 0].tolist() == [5, 0]
+    assert backend.risk.open_qty[2, 0].tolist() == [0, 0]  # the taker filled completely
+    assert reasons_of(submit(backend, orders(new(7, 1, 0, BUY, 90, 1)))) == {7: "MAX_POSITION"}
+
+
+def test_open_quantity_drops_what_the_engine_refuses_or_expires():
+    _, (backend,) = build(limits=RiskLimits(max_position=10))
+    submit(backend, orders(new(1, 1, 0, BUY, 100, 4)))
+    submit(backend, orders(new(1, 1, 0, BUY, 99, 4)))  # a duplicate id: the engine rejects it
+    submit(backend, orders(new(2, 1, 0, BUY, 120, 3, typ=3)))  # IOC: fills nothing, expires
+    assert backend.risk.open_qty[1, 0].tolist() == [4, 0]
 
 
 def test_open_orders_count_follows_fills_and_cancels():
@@ -230,3 +262,29 @@ def test_the_generator_forgets_what_a_maker_notice_names():
     notice["kind"], notice["order_id"] = MAKER_DONE, ids[0]
     flow.forget(digest_reports(notice, flow.mids).gone)
     assert ids[0] not in flow.live_orders[1]
+
+
+def test_when_one_shard_fails_the_others_parts_settle_and_the_failure_is_reported():
+    shards, (backend,) = build(n_shards=2, n_symbols=4)
+
+    class Down:
+        async def process(self, messages, backend_id):
+            raise ConnectionError("engine gone")
+
+    backend.shards[1] = Down()  # symbols 1 and 3
+
+    async def both():
+        return await asyncio.gather(
+            backend.submit(orders(new(1, 1, 0, BUY, 100, 5))),  # shard 0 only
+            backend.submit(orders(new(2, 2, 0, BUY, 100, 5), new(3, 2, 1, BUY, 100, 5))),
+            return_exceptions=True,
+        )
+
+    fine, failed = asyncio.run(both())
+    assert [int(k) for k in fine["kind"]] == [ReportKind.ACK]
+    assert isinstance(failed, ShardFailed) and "engine-1" in str(failed)
+    assert "engine gone" in str(failed)
+    # The settled part counts; the failed part's order no longer does.
+    assert backend.risk.open_orders[1] == 1 and backend.risk.open_orders[2] == 1
+    assert backend.risk.open_qty[2, 1].tolist() == [0, 0]
+    assert shards[0].resting() == 2  # orders 1 and 2 rest on shard 0

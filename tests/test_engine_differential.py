@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reference_book import ReferenceEngine
 
 from engine import MatchingEngine
-from engine.messages import MESSAGE_DTYPE, NO_PRICE, Action, OrderType, ReportKind, Side
+from engine.messages import MESSAGE_DTYPE, NO_PRICE, Action, OrderType, Reason, ReportKind, Side
 
 N_SYMBOLS = 3
 STP_MODES = ["none", "cancel-newest"]
@@ -122,12 +122,14 @@ class StreamBuilder:
         sym, side, oid, acct, price, qty = (int(r[f]) for f in BOOK_FIELDS)
         c = self._choose
         kind = c(["modify", "modify", "modify", "join", "cross", "cancel", "duplicate"])
+        # Mostly the order's own account; a quarter of the time another one (NOT_OWNER).
+        sender = c([acct, acct, acct, acct % len(ACCOUNTS) + 1])
         if kind == "modify":
             new_price = c([NO_PRICE, price, price, price - 1, price + 1, price - 3, price + 3, 0])
             new_qty = c([qty, qty, qty - 1, qty + 1, qty + 4, 0])
-            return (Action.MODIFY, sym, oid, c(ACCOUNTS), c(SIDES), 0, new_price, new_qty)
+            return (Action.MODIFY, sym, oid, sender, c(SIDES), 0, new_price, new_qty)
         if kind == "cancel":
-            return (Action.CANCEL, sym, oid, c(ACCOUNTS), c(SIDES), 0, NO_PRICE, 0)
+            return (Action.CANCEL, sym, oid, sender, c(SIDES), 0, NO_PRICE, 0)
         if kind == "duplicate":
             return (Action.NEW, sym, oid, acct, side, OrderType.LIMIT, price, qty)
         if kind == "join":  # queue up behind it, so priority is visible
@@ -262,7 +264,7 @@ def test_streams_exercise_every_report_kind():
             kinds |= set(reports["kind"].tolist())
             reasons |= set(reports["reason"].tolist())
     assert kinds == set(range(ReportKind.ACK, ReportKind.MODIFIED + 1))
-    assert reasons == set(range(0, 10))
+    assert reasons == set(range(0, 10)) | {Reason.NOT_OWNER}
 
 
 # -- snapshot / restore / hash ----------------------------------------------------------
@@ -371,7 +373,10 @@ def test_pools_grow_without_losing_orders():
         )
         later.append((Action.NEW, sym, n + 101 + sym, 99, Side.SELL, OrderType.IOC, 1500, 40_000))
     for m in batch[::3]:  # some were swept just before: those are UNKNOWN_ORDER
-        later.append((Action.CANCEL, int(m["symbol"]), int(m["order_id"]), 0, 0, 0, NO_PRICE, 0))
+        owner = int(m["account"])
+        later.append(
+            (Action.CANCEL, int(m["symbol"]), int(m["order_id"]), owner, 0, 0, NO_PRICE, 0)
+        )
     later = make_batch(later, first_seq=n + 1)
     got = fast.process(later)
     assert_same_reports(got, ref.process(later))

@@ -28,6 +28,7 @@ from engine_fixtures import (  # noqa: F401  (engine_factory and fixture_* are f
     modified,
     modify,
     new,
+    reject_of,
     rest,
     to_batch,
 )
@@ -249,14 +250,14 @@ def test_cancel_removes_resting(s):
         new(2, BUY, 100, 4, account=4),
         new(3, BUY, 100, 3, account=5),
     )
-    # The message's account/side/type are ignored: the resting order's are reported.
-    s.expect(cancel(2, account=9, side=SELL), [canceled(2, BUY, 100, 4, account=4)])
+    # The message's side and type are ignored: the resting order's are reported.
+    s.expect(cancel(2, account=4, side=SELL), [canceled(2, BUY, 100, 4, account=4)])
     assert s.book() == [(0, BUY, 1, 3, 100, 5), (0, BUY, 3, 5, 100, 3)]
 
 
 def test_cancel_ignores_price_qty_and_type(s):
     rest(s, new(1, SELL, 100, 5, account=3))
-    m = message(Action.CANCEL, 1, side=7, price=-4, qty=-9, type=99, account=-1)
+    m = message(Action.CANCEL, 1, side=7, price=-4, qty=-9, type=99, account=3)
     s.expect(m, [canceled(1, SELL, 100, 5, account=3)])
     assert s.book() == []
 
@@ -270,8 +271,22 @@ def test_cancel_reports_remaining_qty(s):
             fill(2, BUY, 100, 2, maker_id=1, maker_account=3, leaves=0, maker_leaves=3),
         ],
     )
-    s.expect(cancel(1), [canceled(1, SELL, 100, 3, account=3)])
+    s.expect(cancel(1, account=3), [canceled(1, SELL, 100, 3, account=3)])
     assert s.book() == []
+
+
+def test_only_the_order_s_own_account_may_cancel_or_modify_it(s):
+    rest(s, new(1, BUY, 100, 5, account=3), new(2, SELL, 101, 4, account=4))
+    for m in (
+        cancel(1, account=4),
+        modify(1, 99, 2, account=4),
+        modify(2, NO_PRICE, 0, account=3),  # a modify to 0 is a cancel: the same rule
+    ):
+        s.expect(m, [reject_of(m, Reason.NOT_OWNER)])
+    assert s.book() == [(0, BUY, 1, 3, 100, 5), (0, SELL, 2, 4, 101, 4)]  # untouched
+    s.expect(cancel(1, account=3), [canceled(1, BUY, 100, 5, account=3)])
+    # An unknown order is unknown, whoever asks.
+    s.expect(cancel(1, account=4), [reject_of(cancel(1, account=4), Reason.UNKNOWN_ORDER)])
 
 
 # -- MODIFY ---------------------------------------------------------------------------
@@ -283,7 +298,7 @@ def two_bids(session):
 
 def test_modify_same_price_lower_qty_keeps_priority(s):
     two_bids(s)
-    s.expect(modify(1, 100, 3), [modified(1, BUY, 100, 3)])
+    s.expect(modify(1, 100, 3), [modified(1, BUY, 100, 3, was=5)])
     assert s.book() == [(0, BUY, 1, 1, 100, 3), (0, BUY, 2, 2, 100, 5)]
     s.expect(
         new(3, SELL, 100, 4, account=3),
@@ -297,21 +312,21 @@ def test_modify_same_price_lower_qty_keeps_priority(s):
 
 def test_modify_same_price_same_qty_keeps_priority(s):
     two_bids(s)
-    s.expect(modify(1, 100, 5), [modified(1, BUY, 100, 5)])
+    s.expect(modify(1, 100, 5), [modified(1, BUY, 100, 5, was=5)])
     assert s.book() == [(0, BUY, 1, 1, 100, 5), (0, BUY, 2, 2, 100, 5)]
 
 
 def test_modify_empty_price_keeps_price(s):
     two_bids(s)
-    s.expect(modify(1, NO_PRICE, 2), [modified(1, BUY, 100, 2)])
+    s.expect(modify(1, NO_PRICE, 2), [modified(1, BUY, 100, 2, was=5)])
     assert s.book() == [(0, BUY, 1, 1, 100, 2), (0, BUY, 2, 2, 100, 5)]
-    s.expect(modify(1, NO_PRICE, 6), [modified(1, BUY, 100, 6)])  # increase: to the back
+    s.expect(modify(1, NO_PRICE, 6), [modified(1, BUY, 100, 6, was=2)])  # increase: to the back
     assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 6)]
 
 
 def test_modify_qty_increase_loses_priority(s):
     two_bids(s)
-    s.expect(modify(1, 100, 8), [modified(1, BUY, 100, 8)])
+    s.expect(modify(1, 100, 8), [modified(1, BUY, 100, 8, was=5)])
     assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 8)]
 
 
@@ -324,18 +339,18 @@ def test_modify_qty_compared_with_remaining_after_partial_fill(s):
             fill(3, SELL, 100, 4, maker_id=1, account=3, leaves=0, maker_leaves=1),
         ],
     )
-    s.expect(modify(1, 100, 1), [modified(1, BUY, 100, 1)])  # 1 <= remaining 1: stays first
+    s.expect(modify(1, 100, 1), [modified(1, BUY, 100, 1, was=1)])  # 1 <= remaining 1: stays
     assert s.book() == [(0, BUY, 1, 1, 100, 1), (0, BUY, 2, 2, 100, 5)]
-    s.expect(modify(1, 100, 4), [modified(1, BUY, 100, 4)])  # 4 > remaining 1 (not > original 5)
+    s.expect(modify(1, 100, 4), [modified(1, BUY, 100, 4, was=1)])  # 4 > remaining 1 (not 5)
     assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 1, 1, 100, 4)]
 
 
 def test_modify_price_change_loses_priority(s):
     two_bids(s)
     rest(s, new(3, BUY, 99, 5, account=3))
-    s.expect(modify(1, 99, 2), [modified(1, BUY, 99, 2)])  # lower qty, new price: back of 99
-    s.expect(modify(2, 101, 5), [modified(2, BUY, 101, 5, account=2)])
-    s.expect(modify(2, 100, 5), [modified(2, BUY, 100, 5, account=2)])
+    s.expect(modify(1, 99, 2), [modified(1, BUY, 99, 2, was=5)])  # lower qty, new price: back
+    s.expect(modify(2, 101, 5, account=2), [modified(2, BUY, 101, 5, was=5, account=2)])
+    s.expect(modify(2, 100, 5, account=2), [modified(2, BUY, 100, 5, was=5, account=2)])
     assert s.book() == [(0, BUY, 2, 2, 100, 5), (0, BUY, 3, 3, 99, 5), (0, BUY, 1, 1, 99, 2)]
 
 
@@ -349,7 +364,7 @@ def test_modify_price_change_loses_priority_and_may_trade(s):
     s.expect(
         modify(1, 102, 5),
         [
-            modified(1, BUY, 102, 5),
+            modified(1, BUY, 102, 5, was=5),
             fill(1, BUY, 101, 2, maker_id=2, maker_account=2, leaves=3, maker_leaves=0),
         ],
     )
@@ -357,7 +372,7 @@ def test_modify_price_change_loses_priority_and_may_trade(s):
     s.expect(
         modify(1, 104, 2),
         [
-            modified(1, BUY, 104, 2),
+            modified(1, BUY, 104, 2, was=3),
             fill(1, BUY, 103, 2, maker_id=3, maker_account=3, leaves=0, maker_leaves=0),
         ],
     )
@@ -365,12 +380,12 @@ def test_modify_price_change_loses_priority_and_may_trade(s):
     rest(s, new(1, SELL, 110, 1))  # and its id is free again
 
 
-def test_modify_uses_resting_orders_account_and_side(s):
+def test_modify_uses_resting_orders_side(s):
     rest(s, new(1, SELL, 105, 5, account=7), new(2, BUY, 100, 1, account=8))
     s.expect(
-        dict(modify(1, 100, 5, account=1, side=BUY), type=99),
+        dict(modify(1, 100, 5, account=7, side=BUY), type=99),
         [
-            modified(1, SELL, 100, 5, account=7),
+            modified(1, SELL, 100, 5, was=5, account=7),
             fill(1, SELL, 100, 1, maker_id=2, account=7, maker_account=8, leaves=4, maker_leaves=0),
         ],
     )
@@ -433,7 +448,7 @@ def test_stp_applies_to_modify_reentry(stp):
     stp.expect(
         modify(1, 101, 5),
         [
-            modified(1, BUY, 101, 5),
+            modified(1, BUY, 101, 5, was=5),
             fill(1, BUY, 101, 1, maker_id=2, maker_account=2, leaves=4, maker_leaves=0),
             canceled(1, BUY, 101, 4, reason=ST),
         ],
@@ -534,7 +549,7 @@ def test_batch_reports_in_causal_order(engine_factory):  # noqa: F811
     msgs = [
         new(1, SELL, 100, 2, symbol=1),
         new(2, BUY, 100, 5, account=2, symbol=1),
-        cancel(2, symbol=1),
+        cancel(2, symbol=1, account=2),
     ]
     batch = to_batch(msgs, first_seq=40)
     batch["seq"] = [40, 7, 99]  # seq is echoed, not assumed increasing

@@ -159,5 +159,5 @@ def test_modify_bad_price(s):
 def test_modify_qty_zero_cancels_whatever_price(s):
     for i, price in enumerate((NO_PRICE, -3, 0, 100, 250)):
         rest(s, new(i, SELL, 100, 5, account=4))
-        s.expect(modify(i, price, 0, account=9, side=BUY), [canceled(i, SELL, 100, 5, account=4)])
+        s.expect(modify(i, price, 0, account=4, side=BUY), [canceled(i, SELL, 100, 5, account=4)])
     assert s.book() == []

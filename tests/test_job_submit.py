@@ -57,7 +57,7 @@ def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
         address = f"http://127.0.0.1:{dashboard}"
         _wait_for_dashboard(BIN, address, env, head)
         url = f"sqlite:///{tmp_path}/results.sqlite"
-        job = subprocess.run(
+        job = _submit(
             [
                 BIN / "ray",
                 "job",
@@ -80,11 +80,7 @@ def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
                 "--set",
                 f"results.url={url}",
             ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            env,
         )
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert "succeeded" in job.stdout
@@ -101,6 +97,22 @@ def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _submit(command, env, timeout_s=120):
+    """``ray job submit``, again while the head's job agent is not up yet.
+
+    The dashboard answers ``ray job list`` before its agent registers; a submit in
+    between fails with "No available agent" (a start-up race, not the job's).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        )
+        if "No available agent" not in job.stderr or time.monotonic() > deadline:
+            return job
+        time.sleep(2)
 
 
 def _wait_for_dashboard(bin_dir, address, env, head, timeout_s=90):

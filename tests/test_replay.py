@@ -12,7 +12,16 @@ import pytest
 
 import lab.orders_csv as orders_csv
 import lab.replay as replay
-from engine import MESSAGE_DTYPE, NO_PRICE, Action, MatchingEngine, OrderType, ReportKind, Side
+from engine import (
+    MESSAGE_DTYPE,
+    NO_PRICE,
+    Action,
+    MatchingEngine,
+    OrderType,
+    Reason,
+    ReportKind,
+    Side,
+)
 from lab.errors import InputError
 from lab.orders_csv import ORDER_COLUMNS, read_orders_csv, write_orders_csv
 from lab.replay import replay_csv
@@ -29,19 +38,19 @@ seq,action,order_id,account,symbol,side,type,price,qty
 4,NEW,4,13,MSFT,B,LIMIT,101,7
 5,NEW,5,13,MSFT,B,FOK,101,4
 6,NEW,6,14,MSFT,B,IOC,101,2
-7,CANCEL,3,,AAPL,,,,
+7,CANCEL,3,12,AAPL,,,,
 8,CANCEL,99,,AAPL,,,,
 9,FOO,9,1,AAPL,B,LIMIT,1,1
 10,NEW,10,1,AAPL,X,LIMIT,1,1
 11,NEW,11,1,AAPL,B,GTC,1,1
 12,NEW,12,1,AAPL,B,LIMIT,52,4
 13,NEW,12,1,AAPL,B,LIMIT,53,4
-14,MODIFY,12,,AAPL,S,IOC,,2
+14,MODIFY,12,1,AAPL,S,IOC,,2
 15,NEW,15,2,AAPL,B,LIMIT,52,3
 16,NEW,16,3,AAPL,S,LIMIT,60,3
 17,NEW,17,4,AAPL,B,LIMIT,,5
 18,NEW,18,4,AAPL,S,MARKET,,0
-19,MODIFY,16,,AAPL,,,55,3
+19,MODIFY,16,3,AAPL,,,55,3
 20,NEW,20,5,MSFT,S,LIMIT,99,1
 """
 HAND_TRADES = """\
@@ -440,3 +449,53 @@ def test_vectorised_reader_parses_every_width_of_integer(tmp_path, monkeypatch):
     messages, _ = read_orders_csv(path)
     for name in ("seq", "order_id", "account", "price", "qty"):
         assert messages[name].tolist() == values
+
+
+# -- the ownership rule on held-out streams ---------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [101, 202, 303])
+def test_held_out_streams_with_foreign_cancels_match_the_reference(tmp_path, seed):
+    """Streams not used while building the engine, a share of whose cancels and modifies
+    come from accounts that do not own the order: the replay gives the reference's trades,
+    book and rejects, NOT_OWNER ones included."""
+    from reference_book import ReferenceEngine
+
+    messages = generated_messages(20_000, seed=seed, accounts=20)
+    rng = np.random.default_rng([seed, 1])  # not the flow's own stream (seed alone)
+    amend = (messages["action"] == Action.CANCEL) | (messages["action"] == Action.MODIFY)
+    foreign = amend & (rng.random(len(messages)) < 0.15)
+    messages["account"][foreign] = messages["account"][foreign] % 20 + 1  # another account
+    src = tmp_path / "ORDERS.csv"
+    write_orders_csv(src, messages, SYMBOLS)
+    paths = outputs(tmp_path)
+    replay_csv(src, *paths, stp="none")
+
+    reference = ReferenceEngine(len(SYMBOLS))
+    messages, _ = read_orders_csv(src)  # as the replay reads them
+    reports = np.concatenate(
+        [reference.process(messages[i : i + 1000]) for i in range(0, 20_000, 1000)]
+    )
+    fills = reports[reports["kind"] == ReportKind.FILL]
+    rejects = reports[reports["kind"] == ReportKind.REJECT]
+    trades = [
+        ",".join(str(v) for v in (seq, SYMBOLS[sym], taker, maker, price, qty))
+        for seq, sym, taker, maker, price, qty in fills[
+            ["seq", "symbol", "order_id", "maker_id", "price", "qty"]
+        ].tolist()
+    ]
+    book = [
+        f"{SYMBOLS[r['symbol']]},{'B' if r['side'] == Side.BUY else 'S'},{r['order_id']},"
+        f"{r['price']},{r['qty']}"
+        for r in reference.resting_orders()
+    ]
+    wanted_rejects = [
+        [str(s), str(o), Reason.name_of(int(r))]
+        for s, o, r in rejects[["seq", "order_id", "reason"]].tolist()
+    ]
+    not_owner = sum(1 for _, _, reason in wanted_rejects if reason == "NOT_OWNER")
+    assert not_owner > 100  # the rule was exercised
+    assert paths[0].read_text().splitlines()[1:] == trades
+    assert paths[1].read_text().splitlines()[1:] == book
+    got = [line.split(",")[:3] for line in paths[2].read_text().splitlines()[1:]]
+    assert got == wanted_rejects

@@ -141,3 +141,39 @@ def test_a_backend_behind_a_stream_gives_the_reports_it_gives_in_process():
         await server.close()
 
     run(main())
+
+
+def test_a_malformed_reply_fails_the_waiting_calls_and_the_next_call_reconnects():
+    header = struct.Struct("<QqQ")
+    connections = []
+
+    async def peer(reader, writer):
+        connections.append(writer)
+        while True:
+            try:
+                request_id, _, length = header.unpack(await reader.readexactly(header.size))
+                payload = await reader.readexactly(length)
+            except asyncio.IncompleteReadError:
+                return
+            if len(connections) == 1:  # the first connection answers garbage: one array of 3 B
+                writer.write(header.pack(request_id, 1, 3) + b"abc")
+            else:  # later ones echo the request as one array
+                writer.write(
+                    header.pack(request_id, 1, 8 + len(payload))
+                    + struct.pack("<Q", len(payload))
+                    + payload
+                )
+            await writer.drain()
+
+    async def main():
+        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        client = StreamClient(("127.0.0.1", server.sockets[0].getsockname()[1]), PAIR)
+        batch = np.array([(1, 2)], dtype=PAIR)
+        with pytest.raises(StreamError, match="failed: error"):
+            await client.call(batch)
+        (echo,) = await client.call(batch)  # a new connection, which works
+        server.close()
+        return echo, len(connections)
+
+    echo, opened = run(main())
+    assert echo.tolist() == [(1, 2)] and opened == 2
