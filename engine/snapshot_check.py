@@ -62,6 +62,29 @@ _PROBLEMS = {
 
 
 @njit
+def _free_list(pool, head, link, high_water, marks):
+    """Mark the free rows of ``pool`` from ``head`` along column ``link`` with 1.
+
+    -2 when the list ends cleanly; else the row where it left the pool or looped.
+    """
+    row = head
+    while row != -1:
+        if row < 0 or row >= high_water or marks[row] != 0:
+            return row
+        marks[row] = 1
+        row = pool[row * _W + link]
+    return -2
+
+
+@njit
+def _count(marks, value):
+    n = 0
+    for i in range(marks.shape[0]):
+        n += marks[i] == value
+    return n
+
+
+@njit
 def _walk(
     orders, levels, side_lvls, books, h_table, ladder, counters, n_sides, order_mark, level_mark
 ):
@@ -69,26 +92,12 @@ def _walk(
     order_hw = counters[_O.C_ORDER_HW]
     level_hw = counters[_O.C_LEVEL_HW]
     # Free rows: 1 in the marks.
-    o = counters[_O.C_ORDER_FREE]
-    free = 0
-    while o != -1:
-        if o < 0 or o >= order_hw or order_mark[o] != 0:
-            return _FREE_ORDERS, o
-        order_mark[o] = 1
-        free += 1
-        o = orders[o * _W + _O.O_NEXT]
-    if free != order_hw - counters[_O.C_RESTING]:
-        return _FREE_ORDERS, free
-    lv = counters[_O.C_LEVEL_FREE]
-    free = 0
-    while lv != -1:
-        if lv < 0 or lv >= level_hw or level_mark[lv] != 0:
-            return _FREE_LEVELS, lv
-        level_mark[lv] = 1
-        free += 1
-        lv = levels[lv * _W + _O.L_HEAD]
-    if free != level_hw - counters[_O.C_LEVELS]:
-        return _FREE_LEVELS, free
+    bad = _free_list(orders, counters[_O.C_ORDER_FREE], _O.O_NEXT, order_hw, order_mark)
+    if bad != -2 or _count(order_mark, 1) != order_hw - counters[_O.C_RESTING]:
+        return _FREE_ORDERS, bad
+    bad = _free_list(levels, counters[_O.C_LEVEL_FREE], _O.L_HEAD, level_hw, level_mark)
+    if bad != -2 or _count(level_mark, 1) != level_hw - counters[_O.C_LEVELS]:
+        return _FREE_LEVELS, bad
     # Levels and their queues, side by side: 2 in the marks.
     resting = used_levels = 0
     for bs in range(n_sides):
