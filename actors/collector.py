@@ -14,7 +14,7 @@ import asyncio
 import time
 from typing import Protocol
 
-from lab.histogram import LatencyHistogram
+from actors.histogram import LatencyHistogram
 
 __all__ = ["Collector", "StatsSource", "REPORT_INTERVAL_S"]
 

@@ -134,37 +134,25 @@ class EngineShard:
             raise RuntimeError("this shard was started without journaling")
         return np.concatenate(self._journal) if self._journal else np.empty(0, MESSAGE_DTYPE)
 
-    def write_journal(self, directory: str) -> dict[str, str]:
-        """Write the journal as ORDERS.csv and what the run produced from it as
-        TRADES/BOOK/REJECTS csv, in ``lab replay``'s formats; returns the paths."""
-        from pathlib import Path
+    def journal_arrays(self) -> dict:
+        """The journal and what the run made of it, as arrays for ``lab`` to write.
 
-        from lab.orders_csv import write_orders_csv
-        from lab.replay import write_replay_outputs
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        name = f"engine-{self.shard_id}"
-        names = [symbol_name(s) for s in self.symbols]
-        paths = {
-            kind: str(out / f"{name}-{kind}.csv")
-            for kind in ("orders", "trades", "book", "rejects")
-        }
-        write_orders_csv(paths["orders"], self.journal(), names)
+        ``messages``: every message processed, in order, with local symbols;
+        ``reports``: their FILLs and REJECTs; ``book``: the resting orders now;
+        ``symbols``: the names of the local symbols; ``name``: this shard's.
+        """
         reports = (
             np.concatenate(self._journal_reports)
             if self._journal_reports
             else np.empty(0, REPORT_DTYPE)
         )
-        write_replay_outputs(
-            paths["trades"],
-            paths["book"],
-            paths["rejects"],
-            reports=reports,
-            book=self.engine.resting_orders(),
-            symbols=names,
-        )
-        return paths
+        return {
+            "name": f"engine-{self.shard_id}",
+            "symbols": [symbol_name(s) for s in self.symbols],
+            "messages": self.journal(),
+            "reports": reports,
+            "book": self.engine.resting_orders(),
+        }
 
     def take_stats(self) -> dict:
         """This interval's stage figures and the orders resting now; starts a new interval."""

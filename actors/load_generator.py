@@ -27,6 +27,8 @@ from typing import Protocol
 
 import numpy as np
 
+from actors.histogram import LatencyHistogram
+from actors.order_flow import OrderFlow
 from actors.partition import split
 from actors.report_digest import digest_reports
 from actors.routing import backend_of_account
@@ -34,8 +36,6 @@ from actors.stage_stats import Span, StageStats
 from actors.wire import ORDER_DTYPE
 from engine.jit import WARM_UP_SIZES
 from engine.messages import REPORT_DTYPE
-from lab.histogram import LatencyHistogram
-from lab.workload import OrderFlow
 
 __all__ = ["LoadGenerator", "BackendClient", "RunWindow", "now_ns", "KEPT_UP", "HELD_SHARE"]
 

@@ -22,12 +22,12 @@ from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
 from actors.load_generator import LoadGenerator, RunWindow
+from actors.order_flow import OrderFlow
 from actors.report_digest import fills_and_rejects
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
 from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
-from lab.workload import OrderFlow
 
 __all__ = [
     "ShardActor",
@@ -141,8 +141,8 @@ class ShardActor(_Located, EngineShard):
         self._metrics.export(out["stage"]["max_queue"])
         return out
 
-    async def write_journal(self, directory: str) -> dict[str, str]:
-        return super().write_journal(directory)
+    async def journal_arrays(self) -> dict:
+        return super().journal_arrays()
 
     async def snapshot(self) -> bytes:
         return super().snapshot()

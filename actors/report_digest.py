@@ -11,7 +11,15 @@ import numpy as np
 
 from actors.wire import MAKER_DONE
 from engine.jit import njit, read_only
-from engine.kernels import CANCELED, EXPIRED, FILL, REJECT
+from engine.messages import ReportKind
+
+# Plain ints, which Numba folds into the kernels as constants.
+CANCELED, EXPIRED, FILL, REJECT = (
+    ReportKind.CANCELED,
+    ReportKind.EXPIRED,
+    ReportKind.FILL,
+    ReportKind.REJECT,
+)
 
 __all__ = ["Digest", "digest_reports", "fills_and_rejects"]
 

@@ -20,8 +20,12 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.jit import WARM_UP_SIZES, njit, read_only
-from engine.kernels import ACK, BUY, CANCELED, EXPIRED, FILL, MODIFIED, NEW, REJECT, SELL
-from engine.messages import Reason
+from engine.messages import Action, Reason, ReportKind, Side
+
+# Plain ints, which Numba folds into the kernels as constants.
+ACK, FILL, REJECT = ReportKind.ACK, ReportKind.FILL, ReportKind.REJECT
+CANCELED, EXPIRED, MODIFIED = ReportKind.CANCELED, ReportKind.EXPIRED, ReportKind.MODIFIED
+NEW, BUY, SELL = Action.NEW, Side.BUY, Side.SELL
 
 __all__ = ["RiskLimits", "RiskBook"]
 

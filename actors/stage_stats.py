@@ -9,7 +9,7 @@ core, which would make every actor look busy).
 
 import time
 
-from lab.histogram import LatencyHistogram
+from actors.histogram import LatencyHistogram
 
 __all__ = ["StageStats", "Span"]
 

@@ -4,24 +4,28 @@
 until first use so that ``lab replay`` and ``lab --help`` start fast.
 """
 
-__all__ = ["Experiment", "Result", "load_config", "sweep"]
+__all__ = ["Experiment", "Result", "load_config", "sweep", "capacity_search"]
 
 
 def __getattr__(name):
     if name == "Experiment":
-        from lab.experiment import Experiment
+        from lab.run.experiment import Experiment
 
         return Experiment
     if name == "Result":
-        from lab.result import Result
+        from lab.run.result import Result
 
         return Result
     if name == "sweep":
-        from lab.sweep import sweep
+        from lab.run.sweep import sweep
 
         return sweep
     if name == "load_config":
-        from lab.config import load_config
+        from lab.config.loader import load_config
 
         return load_config
+    if name == "capacity_search":
+        from lab.run.capacity import capacity_search
+
+        return capacity_search
     raise AttributeError(f"module 'lab' has no attribute {name!r}")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from actors.backend import ShardFailed
+from actors.order_flow import FlowParams, OrderFlow
 from actors.report_digest import digest_reports
 from actors.risk import RiskLimits
 from actors.routing import first_order_id
 from actors.wire import MAKER_DONE, BadBatch
 from engine import REPORT_DTYPE, MatchingEngine, Reason, ReportKind
-from lab.workload import FlowParams, OrderFlow
 from tests.pipeline_fixtures import BUY, SELL, build, cancel, modify, new, orders
 
 

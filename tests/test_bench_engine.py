@@ -5,8 +5,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lab.bench_engine import run_engine_bench
-from lab.cli import app
+from lab.bench.engine import run_engine_bench
+from lab.cli.main import app
 
 MESSAGES = 20_000
 

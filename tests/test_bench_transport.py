@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from lab.bench_transport import run_transport_bench
-from lab.results import ResultStore
+from lab.bench.transport import run_transport_bench
+from lab.store.result_store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

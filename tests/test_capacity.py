@@ -1,4 +1,4 @@
-"""lab.capacity: the search's bracketing and bisection on a model system, its rule per rate,
+"""lab.run.capacity: the search's bracketing and bisection on a model system, its rule per rate,
 and a real search on the quickstart topology (Ray), from Python and from the CLI."""
 
 import json
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from lab import Experiment
-from lab.capacity import _Search, capacity_search, judge_rate
-from lab.report import write_report
-from lab.result import Result
+from lab.report.html import write_report
+from lab.run.capacity import _Search, capacity_search, judge_rate
+from lab.run.result import Result
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -127,7 +127,7 @@ def test_capacity_of_the_quickstart_topology_on_ray(ray_session, tmp_path):
         or found["bracket"][1] is None
     )
     assert found["probe"]["chase_ns_per_load"] > 0 and found["loads_per_order"] > 0
-    from lab.results import ResultStore
+    from lab.store.result_store import ResultStore
 
     with ResultStore.open(url) as store:
         stored = store.find(found["capacity_id"])

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lab.config import ActorResources, ExperimentConfig, Layout, load_config
+from lab.config import (
+    ActorResources,
+    ExperimentConfig,
+    Layout,
+    config_from_dict,
+    load_config,
+    with_overrides,
+)
 from lab.errors import ConfigError
 
 CONFIG = "configs/x.yaml"
@@ -341,11 +348,11 @@ def test_invalid_yaml_in_an_included_file_names_it():
 
 def test_with_overrides_returns_a_new_validated_config():
     config = load("topology: {backends: 2}")
-    changed = config.with_overrides(["topology.backends=4"])
+    changed = with_overrides(config, ["topology.backends=4"])
     assert changed.topology.backends == 4 and config.topology.backends == 2
     assert changed.source == CONFIG
     with pytest.raises(ConfigError) as info:
-        config.with_overrides(["topology.backends=-1"], origin="sweep")
+        with_overrides(config, ["topology.backends=-1"], origin="sweep")
     assert str(info.value) == (
         f"{CONFIG}: topology.backends: must be >= 1, got -1 (from sweep topology.backends=-1)"
     )
@@ -354,13 +361,13 @@ def test_with_overrides_returns_a_new_validated_config():
 def test_dict_round_trip():
     config = load("workload: {rate: 1000}\nlayouts: {k: {kind: kuberay}}")
     data = json.loads(json.dumps(config.to_dict()))
-    assert ExperimentConfig.from_dict(data) == config
+    assert config_from_dict(data) == config
     assert config.layout("k").kuberay.namespace == "hft-lab"
 
 
 def test_from_dict_errors_name_the_source():
     with pytest.raises(ConfigError, match=r"^<dict>: topology.engines: expected an integer"):
-        ExperimentConfig.from_dict({"topology": {"engines": "x"}})
+        config_from_dict({"topology": {"engines": "x"}})
 
 
 def test_unknown_layout_lists_the_available_ones():
@@ -386,7 +393,7 @@ def test_single_host_is_always_there_unless_redefined():
 )
 def test_network_namespace_options_only_where_they_apply(layout, message):
     with pytest.raises(ConfigError, match=message):
-        ExperimentConfig.from_dict({"layouts": {"x": layout}})
+        config_from_dict({"layouts": {"x": layout}})
 
 
 # -- the load figures' settings ---------------------------------------------------

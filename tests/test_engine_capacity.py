@@ -10,7 +10,7 @@ import pytest
 from engine_fixtures import BUY, MARKET, SELL, assert_same_reports, new, to_batch
 
 from engine import MatchingEngine, ReportKind
-from lab.bench_engine import STANDARD_MIX, standard_messages
+from lab.bench.engine import STANDARD_MIX, standard_messages
 
 N_SYMBOLS = STANDARD_MIX.symbols
 

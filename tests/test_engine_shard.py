@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from actors.engine_shard import EngineShard, symbol_name
+from actors.order_flow import FlowParams, OrderFlow
 from actors.routing import local_symbol, shard_of_symbol
 from actors.wire import to_messages
 from engine import ReportKind
-from lab.workload import FlowParams, OrderFlow
+from lab.replay.journal import write_journal
 from tests.pipeline_fixtures import BUY, SELL, new, orders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_journal_replays_to_the_same_trades_book_and_rejects(tmp_path):
             fills += int(np.count_nonzero(reports["kind"] == ReportKind.FILL))
     assert fills > 1000
     for shard in shards:
-        paths = shard.write_journal(str(tmp_path / "run"))
+        paths = write_journal(shard.journal_arrays(), tmp_path / "run")
         out = tmp_path / f"replay-{shard.shard_id}"
         out.mkdir()
         subprocess.run(

@@ -5,7 +5,7 @@ import platform
 
 import numpy as np
 
-from lab.environment import PACKAGES, describe_environment
+from lab.run.environment import PACKAGES, describe_environment
 
 
 def test_describes_python_packages_and_machine():
@@ -20,7 +20,7 @@ def test_describes_python_packages_and_machine():
 
 
 def test_missing_package_has_no_version(monkeypatch):
-    monkeypatch.setattr("lab.environment.PACKAGES", ("numpy", "surely-not-installed-xyz"))
+    monkeypatch.setattr("lab.run.environment.PACKAGES", ("numpy", "surely-not-installed-xyz"))
     packages = describe_environment()["packages"]
     assert packages == {"numpy": np.__version__, "surely-not-installed-xyz": None}
 

@@ -1,7 +1,7 @@
 """Findings of a sweep: tested changes per layout, where the time goes, layouts compared."""
 
-from lab.findings import findings
-from lab.intervals import interval_dict
+from lab.analysis.findings import findings
+from lab.analysis.intervals import interval_dict
 
 
 def point(layout, n, runs, p99=5.0, busy=None, bounds=None):

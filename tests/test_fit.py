@@ -1,18 +1,18 @@
-"""lab.fit: a topology that cannot fit its cluster fails before any actor starts,
+"""lab.run.fit: a topology that cannot fit its cluster fails before any actor starts,
 naming the shortfall and the settings that change it."""
 
 import pytest
 
-from lab.config import load_config
-from lab.emulated import node_resource
-from lab.fit import ResourceError, actors_of, check_fit
-from lab.pipeline import Placement
+from lab.config import for_layout, load_config
+from lab.layouts.emulated import node_resource
+from lab.run.fit import ResourceError, actors_of, check_fit
+from lab.run.pipeline import Placement
 
 QUICKSTART = "configs/quickstart.yaml"
 
 
 def fit(overrides, cluster, nodes=None, layout="single-host"):
-    config = load_config(QUICKSTART, overrides).for_layout(layout)
+    config = for_layout(load_config(QUICKSTART, overrides), layout)
     lay = config.layout(layout)
     check_fit(config, lay, cluster, nodes or [cluster], Placement(lay))
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from lab.histogram import CEILING_NS, FLOOR_NS, LatencyHistogram
+from actors.histogram import CEILING_NS, FLOOR_NS, LatencyHistogram
 
 PERCENTILES = [0, 1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100]
 

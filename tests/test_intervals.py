@@ -1,4 +1,4 @@
-"""lab.intervals: log-t intervals, search brackets, and whether two points differ."""
+"""lab.analysis.intervals: log-t intervals, search brackets, and whether two points differ."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lab.intervals import (
+from lab.analysis.intervals import (
     compare,
     describe_figure,
     format_interval,

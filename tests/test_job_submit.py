@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.results import ResultStore
+from lab.store.result_store import ResultStore
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

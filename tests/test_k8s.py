@@ -13,10 +13,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from lab.cli_k8s import k8s_app
-from lab.config import ExperimentConfig, load_config
+from lab.cli.k8s import k8s_app
+from lab.config import ExperimentConfig, config_from_dict, for_layout, load_config
 from lab.errors import ConfigError
-from lab.k8s import (
+from lab.k8s.render import (
     APP_DIR,
     POSTGRES_SECRET,
     RAY_VERSION,
@@ -25,8 +25,8 @@ from lab.k8s import (
     validate_manifests,
     write_manifests,
 )
-from lab.k8s_sizing import size_workers
-from lab.k8s_validate import validate_paths
+from lab.k8s.sizing import size_workers
+from lab.k8s.validate import validate_paths
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = REPO / "k8s" / "base"
@@ -54,7 +54,7 @@ def _render(config_path: str, layout: str) -> list[dict]:
 
 
 def _config(text: str = "") -> ExperimentConfig:
-    return ExperimentConfig.from_dict(yaml.safe_load(text) or {}, source="configs/t.yaml")
+    return config_from_dict(yaml.safe_load(text) or {}, source="configs/t.yaml")
 
 
 def _one(docs: list[dict], kind: str) -> dict:
@@ -329,7 +329,7 @@ def test_the_rayjob_runs_the_config_on_the_rendered_cluster(config_path, layout)
 
 @pytest.mark.parametrize(("config_path", "layout"), CASES)
 def test_the_workers_hold_every_actor(config_path, layout):
-    config = load_config(REPO / config_path, env={}).for_layout(layout)
+    config = for_layout(load_config(REPO / config_path, env={}), layout)
     t, r, kuberay = config.topology, config.resources, config.layout(layout).kuberay
     cpus = (
         t.engines * r.engine.num_cpus
@@ -490,16 +490,16 @@ def test_cli_render_of_a_config_outside_the_project_needs_its_image_path(tmp_pat
 
 
 def test_cli_render_refuses_to_write_invalid_manifests(tmp_path, monkeypatch):
-    import lab.k8s
+    import lab.k8s.render
 
-    real = lab.k8s.render_manifests
+    real = lab.k8s.render.render_manifests
 
     def broken(*args):
         docs = real(*args)
         docs[-1]["spec"]["entrypiont"] = docs[-1]["spec"].pop("entrypoint")
         return docs
 
-    monkeypatch.setattr(lab.k8s, "render_manifests", broken)
+    monkeypatch.setattr(lab.k8s.render, "render_manifests", broken)
     monkeypatch.chdir(REPO)
     result = CliRunner().invoke(
         k8s_app, ["render", "configs/quickstart.yaml", "--layout", "cloud-100", "-o", str(tmp_path)]
@@ -537,7 +537,7 @@ def test_the_lab_k8s_commands_of_the_readme_work(tmp_path, monkeypatch):
 
 
 def test_the_lab_cli_runs_k8s(tmp_path):
-    from lab.cli import app
+    from lab.cli.main import app
 
     if not any(group.name == "k8s" for group in app.registered_groups):
         pytest.skip("`lab k8s` is not registered in lab/cli.py yet")

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
+from actors.histogram import LatencyHistogram
 from actors.load_generator import LoadGenerator, RunWindow, _Arrivals, now_ns
-from lab.histogram import LatencyHistogram
-from lab.result import Result, load_verdicts
-from lab.workload import FORGET_BATCH, FlowParams, OrderFlow
+from actors.order_flow import FORGET_BATCH, FlowParams, OrderFlow
+from lab.run.result import Result, load_verdicts
 from tests.pipeline_fixtures import LocalBackend, build
 
 

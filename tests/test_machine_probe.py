@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lab.machine_probe import (
+from lab.bench.probe import (
     LINE_BYTES,
     _chase,
     _chase_array,

@@ -14,9 +14,9 @@ import pytest
 import ray
 
 from lab.config import Layout
-from lab.emulated import EmulatedCluster
 from lab.errors import LabError
-from lab.netns import NetnsCluster, _marked_pids
+from lab.layouts.emulated import EmulatedCluster
+from lab.layouts.netns import NetnsCluster, _marked_pids
 
 SIZE = 50 * 1024 * 1024  #: bytes moved between two nodes
 CAP_MBIT = 200.0

@@ -1,14 +1,14 @@
-"""lab.console.print_sweep: intervals with their n, the efficiency reference, fits in words."""
+"""lab.report.console.print_sweep: intervals and their n, the efficiency reference, fits."""
 
 import io
 
 import numpy as np
 from rich.console import Console
 
-from lab.console import print_sweep
-from lab.findings import findings
-from lab.intervals import mean_ci
-from lab.scaling import summarize_sweep, usl_throughput
+from lab.analysis.findings import findings
+from lab.analysis.intervals import mean_ci
+from lab.analysis.scaling import summarize_sweep, usl_throughput
+from lab.report.console import print_sweep
 
 FALLING = [332_989, 250_000, 200_000, 240_000, 150_000, 180_000]  #: the issue's sweep
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lab.orders_csv as orders_csv
-import lab.replay as replay
+import lab.replay.orders_csv as orders_csv
+import lab.replay.run as replay
+from actors.order_flow import FlowParams, OrderFlow
 from engine import (
     MESSAGE_DTYPE,
     NO_PRICE,
@@ -23,9 +24,8 @@ from engine import (
     Side,
 )
 from lab.errors import InputError
-from lab.orders_csv import ORDER_COLUMNS, read_orders_csv, write_orders_csv
-from lab.replay import replay_csv
-from lab.workload import FlowParams, OrderFlow
+from lab.replay.orders_csv import ORDER_COLUMNS, read_orders_csv, write_orders_csv
+from lab.replay.run import replay_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

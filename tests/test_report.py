@@ -1,4 +1,4 @@
-"""lab.report: the HTML page and PNG plots for a sweep summary and for one run."""
+"""lab.report.html: the HTML page and PNG plots for a sweep summary and for one run."""
 
 import base64
 import re
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from lab.plots import (
+from lab.analysis.scaling import summarize_sweep, usl_throughput
+from lab.report.html import REPORT_NAME, write_report
+from lab.report.plots import (
     efficiency_vs_n_figure,
     latency_vs_load_figure,
     stage_busy_vs_n_figure,
     throughput_vs_n_figure,
 )
-from lab.report import REPORT_NAME, write_report
-from lab.scaling import summarize_sweep, usl_throughput
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAME = 'book <script>alert("x")</script> & co'

@@ -2,10 +2,10 @@
 
 import numpy as np
 
+from actors.order_flow import FlowParams, OrderFlow
 from actors.report_digest import digest_reports, fills_and_rejects
 from engine import MatchingEngine, ReportKind
 from engine.messages import REPORT_DTYPE
-from lab.workload import FlowParams, OrderFlow
 
 
 def _reports(*rows):

@@ -1,9 +1,9 @@
-"""lab.result: merging generators' tallies, the overload verdict, the book's trend, thresholds."""
+"""lab.run.result: merging tallies, the overload verdict, the book's trend, thresholds."""
 
+from actors.histogram import LatencyHistogram
 from lab.config import load_config
-from lab.experiment import missed_thresholds
-from lab.histogram import LatencyHistogram
-from lab.result import Result, load_verdicts, summarize_book
+from lab.run.experiment import missed_thresholds
+from lab.run.result import Result, load_verdicts, summarize_book
 
 
 def tally(offered, answered, errors=0, sent=None, loop="open", limited=False, cap=1000):

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from lab.errors import ConfigError, LabError
-from lab.results import ResultStore, new_run_id
+from lab.store.result_store import ResultStore, new_run_id
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -15,8 +15,8 @@ import pytest
 
 from lab.config import load_config
 from lab.errors import RunFailed
-from lab.results import ResultStore
-from lab.sweep import sweep
+from lab.run.sweep import sweep
+from lab.store.result_store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from lab import Experiment
-from lab.results import ResultStore
+from lab.store.result_store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"

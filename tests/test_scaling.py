@@ -1,4 +1,4 @@
-"""lab.scaling: USL and Amdahl fits, efficiency, retrograde, confidence intervals, bottlenecks."""
+"""lab.analysis.scaling: USL and Amdahl fits, efficiency, retrograde, intervals, bottlenecks."""
 
 import json
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lab.bottleneck import SATURATION_BUSY, bottleneck, first_saturated, stage_of
-from lab.scaling import (
+from lab.analysis.bottleneck import SATURATION_BUSY, bottleneck, first_saturated, stage_of
+from lab.analysis.scaling import (
     MIN_POINTS,
     POOR_R2,
     amdahl_throughput,

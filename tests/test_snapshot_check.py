@@ -6,9 +6,9 @@ import io
 import numpy as np
 import pytest
 
+from actors.order_flow import FlowParams, OrderFlow
 from engine import MatchingEngine, SnapshotError
 from engine import kernels as K
-from lab.workload import FlowParams, OrderFlow
 
 
 @pytest.fixture(scope="module")

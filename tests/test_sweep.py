@@ -12,8 +12,8 @@ import pytest
 
 from lab.config import load_config
 from lab.errors import ConfigError
-from lab.results import ResultStore
-from lab.sweep import parse_vary, sweep
+from lab.run.sweep import parse_vary, sweep
+from lab.store.result_store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ SCRIPT = """
 import asyncio, json, sys
 import numba
 from actors.load_generator import LoadGenerator, RunWindow
-from lab.workload import FlowParams, OrderFlow
+from actors.order_flow import FlowParams, OrderFlow
 from tests.pipeline_fixtures import LocalBackend, build
 
 def signatures():
@@ -63,4 +63,4 @@ def test_no_kernel_compiles_or_loads_inside_the_window_after_warm_up(rate):
 def test_without_the_generator_s_warm_up_its_kernels_would_load_inside_the_window():
     # The check above can fail: skip the generator's warm-up and its kernels show up.
     late = compiled_in_window(20_000.0, warm=False)
-    assert "lab.workload._build" in late and "actors.report_digest._digest" in late
+    assert "actors.order_flow._build" in late and "actors.report_digest._digest" in late

@@ -1,12 +1,12 @@
-"""lab.workload: the order flow's cancellation hazard keeps the book stationary, at the depth
+"""actors.order_flow: the order flow's cancellation hazard keeps the book stationary, at the depth
 its parameters predict, and an order that leaves the tracked pool is cancelled."""
 
 import numpy as np
 import pytest
 
+from actors.order_flow import FlowParams, OrderFlow, expected_depth
 from actors.report_digest import digest_reports
 from engine import Action, MatchingEngine
-from lab.workload import FlowParams, OrderFlow, expected_depth
 
 RATE = 500_000  # messages/s of the flow's own clock
 BATCH = 500
