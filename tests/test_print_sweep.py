@@ -7,7 +7,8 @@ from rich.console import Console
 
 from lab.analysis.findings import findings
 from lab.analysis.intervals import mean_ci
-from lab.analysis.scaling import summarize_sweep, usl_throughput
+from lab.analysis.scaling import usl_throughput
+from lab.analysis.sweep_summary import summarize_sweep
 from lab.report.console import print_sweep
 
 FALLING = [332_989, 250_000, 200_000, 240_000, 150_000, 180_000]  #: the issue's sweep

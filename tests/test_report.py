@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.container import ErrorbarContainer
 
-from lab.analysis.scaling import summarize_sweep, usl_throughput
+from lab.analysis.scaling import usl_throughput
+from lab.analysis.sweep_summary import summarize_sweep
 from lab.report.html import REPORT_NAME, write_report
 from lab.report.plots import (
     efficiency_vs_n_figure,

@@ -12,16 +12,14 @@ from lab.analysis.scaling import (
     MIN_POINTS,
     POOR_R2,
     amdahl_throughput,
-    describe_scaling,
     efficiency,
-    efficiency_label,
     fit_amdahl,
     fit_usl,
     mean_ci,
     retrograde,
-    summarize_sweep,
     usl_throughput,
 )
+from lab.analysis.sweep_summary import describe_scaling, efficiency_label, summarize_sweep
 
 N = np.array([1, 2, 4, 8, 12, 16, 24, 32], dtype=float)
 

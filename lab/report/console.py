@@ -165,7 +165,7 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     the sweep varies it, saying when a fit is poor or sits on a bound."""
     # Imported here: lab.analysis.scaling loads SciPy, which printing a single run does not need.
     from lab.analysis.intervals import format_interval
-    from lab.analysis.scaling import efficiency_label, judge_fit, layout_groups
+    from lab.analysis.sweep_summary import efficiency_label, judge_fit, layout_groups
 
     console = console or _console()
     console.print(

@@ -16,8 +16,14 @@ from typing import Any
 
 from lab.analysis.bottleneck import bottleneck
 from lab.analysis.intervals import describe_figure, interval_words
-from lab.analysis.scaling import describe_scaling, efficiency_label, judge_fit, layout_groups
-from lab.report.plots import run_plots, sweep_plots
+from lab.analysis.sweep_summary import (
+    describe_scaling,
+    efficiency_label,
+    judge_fit,
+    layout_groups,
+)
+from lab.report.plots import sweep_plots
+from lab.report.run_plots import run_plots
 
 __all__ = ["write_report", "REPORT_NAME"]
 

@@ -1,13 +1,10 @@
-"""PNG plots of a sweep summary or of one run, for the HTML report.
+"""PNG plots of a sweep summary, for the HTML report (one run's: :mod:`.run_plots`).
 
 Each ``plot_*`` function draws one figure into ``path`` and returns it; for a
 sweep, the ``*_figure`` function beside it builds that figure and returns it
-unsaved, so its series can be read back. Figures are built with
-``matplotlib.figure.Figure`` and saved as PNG, which renders through the Agg
-canvas, never through pyplot: nothing needs a display, the caller's backend is
-left alone and no figures pile up in global state. ``sweep_plots`` and
-``run_plots`` draw the whole set and return (caption, path) pairs in the order
-the report shows them.
+unsaved, so its series can be read back (:mod:`.figures` says how figures are
+made). ``sweep_plots`` draws the whole set and returns (caption, path) pairs in
+the order the report shows them.
 
 A sweep that varies the layout is drawn as one labelled series per layout,
 with each layout's own USL fit; a point with one run is drawn without an
@@ -22,22 +19,24 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
-from lab.analysis.bottleneck import SATURATION_BUSY, stage_of
+from lab.analysis.bottleneck import SATURATION_BUSY
 from lab.analysis.intervals import format_interval, has_interval, runs_of
-from lab.analysis.scaling import (
-    POOR_R2,
-    amdahl_throughput,
-    efficiency_label,
-    judge_fit,
-    layout_groups,
-    usl_throughput,
+from lab.analysis.scaling import POOR_R2, amdahl_throughput, usl_throughput
+from lab.analysis.sweep_summary import efficiency_label, judge_fit, layout_groups
+from lab.report.figures import (
+    PERCENTILES,
+    THOUSANDS,
+    finish,
+    latency_scale,
+    new_figure,
+    ordered_stages,
+    write_png,
 )
 
 __all__ = [
     "sweep_plots",
-    "run_plots",
     "plot_throughput_vs_n",
     "plot_latency_vs_load",
     "plot_efficiency_vs_n",
@@ -46,66 +45,9 @@ __all__ = [
     "latency_vs_load_figure",
     "efficiency_vs_n_figure",
     "stage_busy_vs_n_figure",
-    "plot_throughput_over_time",
-    "plot_latency_over_time",
-    "plot_actor_busy",
 ]
 
-_SIZE = (8, 4.8)  #: inches; at _DPI this is 960 x 576 px, legible when embedded at full width
-_DPI = 120
-_PERCENTILES = (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"))
-_THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
-#: Stages in the order orders flow through them; others follow alphabetically.
-_STAGE_ORDER = ("loadgen", "backend", "engine", "collector")
 _LAYOUT_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))  #: line, marker per layout
-
-
-def _ordered_stages(stages) -> list[str]:
-    rank = {stage: i for i, stage in enumerate(_STAGE_ORDER)}
-    return sorted(set(stages), key=lambda s: (rank.get(s, len(rank)), s))
-
-
-def _figure(title: str, xlabel: str, ylabel: str, size=_SIZE):
-    fig = Figure(figsize=size, dpi=_DPI, layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    return fig, ax
-
-
-def _latency_scale(ax, values: np.ndarray) -> None:
-    """Linear from 0 (so noise is not blown up), or log labelled 0.2, 0.5, 1, 2 … when the
-    values span more than 20x."""
-    if not (values.min() > 0 and values.max() / values.min() > 20):
-        ax.set_ylim(bottom=0)
-        return
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def _finish(fig, ax, empty: str | None = None, outside: bool = False) -> Figure:
-    """Say why the axes are empty, or add the legend."""
-    if empty:  # still draw the axes, so the report keeps its shape and says why
-        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="grey")
-    elif ax.get_legend_handles_labels()[0] and outside:  # long legends would hide the data
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    elif ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize="small")
-    return fig
-
-
-def _write(fig: Figure, path) -> Path:
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
-
-
-def _save(fig, ax, path: Path, empty: str | None = None, outside: bool = False) -> Path:
-    return _write(_finish(fig, ax, empty, outside), path)
 
 
 def _means(points: list[dict], key: str = "orders_per_s"):
@@ -235,11 +177,11 @@ def _draw_measured(ax, rows, n, x, label: str, style: dict) -> float:
 def throughput_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
     """Measured geometric means with 95% CI bars (none for one run), the USL and Amdahl
     fits, linear ideal and peak N*; per layout (with its USL fit) when the sweep varies it."""
-    fig, ax = _figure("Throughput vs N", n_label, "throughput (orders/s, geometric mean)")
+    fig, ax = new_figure("Throughput vs N", n_label, "throughput (orders/s, geometric mean)")
     series = [(layout, *_means(points)) for layout, points in _series(summary)]
     series = [s for s in series if s[1]]
     if not series:
-        return _finish(fig, ax, empty="no throughput measured")
+        return finish(fig, ax, empty="no throughput measured")
     layered = len(_series(summary)) > 1
     fits = {layout: _fits_of(summary, layout) for layout, *_ in series}
     n_max = max(s[2].max() for s in series)
@@ -288,13 +230,13 @@ def throughput_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
         )
     ax.set_ylim(0, y_top * 1.25)
     ax.set_xlim(0, top)
-    ax.yaxis.set_major_formatter(_THOUSANDS)
-    return _finish(fig, ax)
+    ax.yaxis.set_major_formatter(THOUSANDS)
+    return finish(fig, ax)
 
 
 def plot_throughput_vs_n(summary: dict, path, n_label: str = "N") -> Path:
     """:func:`throughput_vs_n_figure`, saved as PNG to ``path``."""
-    return _write(throughput_vs_n_figure(summary, n_label), path)
+    return write_png(throughput_vs_n_figure(summary, n_label), path)
 
 
 def latency_vs_load_figure(summary: dict) -> Figure:
@@ -303,9 +245,9 @@ def latency_vs_load_figure(summary: dict) -> Figure:
     points = summary["points"]
     offered = all(p.get("offered_rate") is not None for p in points) and bool(points)
     xlabel = "offered load (orders/s)" if offered else "measured throughput (orders/s)"
-    fig, ax = _figure("Latency vs load", xlabel, "latency (ms)")
+    fig, ax = new_figure("Latency vs load", xlabel, "latency (ms)")
     series = _series(summary)
-    percentiles = _PERCENTILES if len(series) == 1 else (("p50", "p50"), ("p99", "p99"))
+    percentiles = PERCENTILES if len(series) == 1 else (("p50", "p50"), ("p99", "p99"))
     drawn = []
     for i, (layout, group) in enumerate(series):
         placed = [p for p in group if offered or p["orders_per_s"]["mean"] is not None]
@@ -340,29 +282,29 @@ def latency_vs_load_figure(summary: dict) -> Figure:
                 color="dimgrey",
             )
     if not drawn:
-        return _finish(fig, ax, empty="no latency measured")
-    _latency_scale(ax, np.concatenate(drawn))
-    ax.xaxis.set_major_formatter(_THOUSANDS)
-    return _finish(fig, ax)
+        return finish(fig, ax, empty="no latency measured")
+    latency_scale(ax, np.concatenate(drawn))
+    ax.xaxis.set_major_formatter(THOUSANDS)
+    return finish(fig, ax)
 
 
 def plot_latency_vs_load(summary: dict, path) -> Path:
     """:func:`latency_vs_load_figure`, saved as PNG to ``path``."""
-    return _write(latency_vs_load_figure(summary), path)
+    return write_png(latency_vs_load_figure(summary), path)
 
 
 def efficiency_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
     """Per-unit efficiency relative to the smallest N measured (the axis says which), with
     the ideal at 100%; one series per layout when the sweep varies it."""
     ylabel = f"{efficiency_label(summary)} (per-unit throughput, %)"
-    fig, ax = _figure("Scaling efficiency vs N", n_label, ylabel)
+    fig, ax = new_figure("Scaling efficiency vs N", n_label, ylabel)
     series = [
         (layout, [p for p in group if p.get("efficiency") is not None])
         for layout, group in _series(summary)
     ]
     series = [(layout, rows) for layout, rows in series if rows]
     if not series:
-        return _finish(fig, ax, empty="no throughput measured")
+        return finish(fig, ax, empty="no throughput measured")
     ax.axhline(1.0, ls=":", color="grey", label="ideal (100%)")
     n_max, eff_max = 0.0, 1.0
     for i, (layout, rows) in enumerate(series):
@@ -376,23 +318,23 @@ def efficiency_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
     ax.set_ylim(0, max(1.1, eff_max * 1.1))
     ax.set_xlim(0, n_max * 1.1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    return _finish(fig, ax)
+    return finish(fig, ax)
 
 
 def plot_efficiency_vs_n(summary: dict, path, n_label: str = "N") -> Path:
     """:func:`efficiency_vs_n_figure`, saved as PNG to ``path``."""
-    return _write(efficiency_vs_n_figure(summary, n_label), path)
+    return write_png(efficiency_vs_n_figure(summary, n_label), path)
 
 
 def stage_busy_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
     """Per stage: busiest actor's busy % (solid) and the stage mean (dashed); with layouts
     varied, the busiest actor's only, one line style per layout."""
-    fig, ax = _figure("Per-stage utilisation vs N", n_label, "busy (% of wall time)")
+    fig, ax = new_figure("Per-stage utilisation vs N", n_label, "busy (% of wall time)")
     series = _series(summary)
     rows = [p for p in summary["points"] if p.get("stages")]
-    stages = _ordered_stages(s for p in rows for s in p["stages"])
+    stages = ordered_stages(s for p in rows for s in p["stages"])
     if not stages:
-        return _finish(fig, ax, empty="no actor figures")
+        return finish(fig, ax, empty="no actor figures")
     colours = matplotlib.colormaps["tab10"]
     for j, (layout, group) in enumerate(series):
         for i, stage in enumerate(stages):
@@ -414,12 +356,12 @@ def stage_busy_vs_n_figure(summary: dict, n_label: str = "N") -> Figure:
     )
     ax.set_ylim(0, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    return _finish(fig, ax, outside=True)
+    return finish(fig, ax, outside=True)
 
 
 def plot_stage_busy_vs_n(summary: dict, path, n_label: str = "N") -> Path:
     """:func:`stage_busy_vs_n_figure`, saved as PNG to ``path``."""
-    return _write(stage_busy_vs_n_figure(summary, n_label), path)
+    return write_png(stage_busy_vs_n_figure(summary, n_label), path)
 
 
 def sweep_plots(summary: dict, out_dir, n_label: str = "N") -> list[tuple[str, Path]]:
@@ -433,115 +375,4 @@ def sweep_plots(summary: dict, out_dir, n_label: str = "N") -> list[tuple[str, P
             "Per-stage utilisation vs N",
             plot_stage_busy_vs_n(summary, out / "stage_busy_vs_n.png", n_label),
         ),
-    ]
-
-
-# -- one run -------------------------------------------------------------------
-
-
-def _warmup(ax, result: dict) -> None:
-    warmup = ((result.get("config") or {}).get("experiment") or {}).get("warmup_s")
-    if warmup:
-        ax.axvspan(0, warmup, color="grey", alpha=0.12, label=f"warm-up ({warmup:g} s)")
-
-
-def plot_throughput_over_time(result: dict, path) -> Path:
-    """Acknowledged (and sent) orders/s per interval, with the run's figure as a line."""
-    fig, ax = _figure("Throughput over time", "time since start (s)", "throughput (orders/s)")
-    series = [p for p in result.get("series") or [] if "t_s" in p]
-    if not series:
-        return _save(fig, ax, path, empty="no time series recorded")
-    t = np.array([p["t_s"] for p in series], float)
-    _warmup(ax, result)
-    acked = np.array([p.get("orders_per_s", np.nan) for p in series], float)
-    lines = [acked]
-    if all("sent" in p for p in series):  # the offered side: orders sent per interval / its span
-        spans = np.diff(np.concatenate(([0.0], t)))
-        sent = np.array(
-            [p["sent"] / s if s > 0 else np.nan for p, s in zip(series, spans, strict=True)]
-        )
-        ax.plot(t, sent, color="tab:grey", lw=1, alpha=0.8, label="sent")
-        lines.append(sent)
-    ax.plot(t, acked, color="tab:blue", label="acknowledged")
-    if result.get("orders_per_s") is not None:
-        ax.axhline(
-            result["orders_per_s"],
-            color="tab:orange",
-            ls="--",
-            lw=1,
-            label=f"measured mean {result['orders_per_s']:,.0f}/s",
-        )
-        lines.append(np.array([result["orders_per_s"]], float))
-    top = np.nanmax(np.concatenate(lines)) if np.isfinite(np.concatenate(lines)).any() else 0
-    ax.set_ylim(0, top * 1.15 if top > 0 else 1)  # headroom so lines do not touch the frame
-    ax.yaxis.set_major_formatter(_THOUSANDS)
-    return _save(fig, ax, path)
-
-
-def plot_latency_over_time(result: dict, path) -> Path:
-    """Latency percentiles per interval (p50, p99, p99.9 where recorded)."""
-    fig, ax = _figure("Latency over time", "time since start (s)", "latency (ms)")
-    series = [p for p in result.get("series") or [] if isinstance(p.get("latency_ms"), dict)]
-    if not series:
-        return _save(fig, ax, path, empty="no latency series recorded")
-    t = np.array([p["t_s"] for p in series], float)
-    _warmup(ax, result)
-    drawn = []
-    for key, label in _PERCENTILES[:4]:
-        values = np.array([p["latency_ms"].get(key, np.nan) for p in series], float)
-        values[values <= 0] = np.nan  # an interval with no acks has no latency, not zero
-        if np.isfinite(values).any():
-            ax.plot(t, values, lw=1.5 if key == "p99" else 1, label=label)
-            drawn.append(values[np.isfinite(values)])
-    if drawn:
-        _latency_scale(ax, np.concatenate(drawn))
-    return _save(fig, ax, path, empty=None if drawn else "no latency recorded")
-
-
-def plot_actor_busy(result: dict, path) -> Path:
-    """One horizontal bar per actor: busy %, coloured by stage, queue depth written beside it."""
-    actors = {
-        k: v
-        for k, v in (result.get("actors") or {}).items()
-        if isinstance(v, dict) and v.get("busy") is not None
-    }
-    height = max(3.0, 0.35 * len(actors) + 1.5)
-    fig, ax = _figure(
-        "Per-actor utilisation", "busy (% of wall time)", "actor", size=(_SIZE[0], height)
-    )
-    if not actors:
-        return _save(fig, ax, path, empty="no actor figures")
-    stages = _ordered_stages(stage_of(k) for k in actors)
-    names = sorted(actors, key=lambda k: (stages.index(stage_of(k)), len(k), k))
-    colours = matplotlib.colormaps["tab10"]
-    y = np.arange(len(names))
-    for i, stage in enumerate(stages):  # one call per stage, so the legend has one entry each
-        rows = [j for j, k in enumerate(names) if stage_of(k) == stage]
-        ax.barh(y[rows], [actors[names[j]]["busy"] for j in rows], color=colours(i), label=stage)
-    for yi, k in zip(y, names, strict=True):
-        label = f"max queue {actors[k].get('max_queue', 0):,}"
-        ax.text(min(actors[k]["busy"], 1.0) + 0.01, yi, label, va="center", fontsize="x-small")
-    ax.axvline(
-        SATURATION_BUSY, color="tab:red", lw=1, ls=":", label=f"saturated ({SATURATION_BUSY:.0%})"
-    )
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.3)  # room for the queue labels right of a full bar
-    ax.set_xticks(np.linspace(0, 1, 6))  # no ticks past 100%: busy cannot exceed it
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.grid(False, axis="y")
-    return _save(fig, ax, path, outside=True)
-
-
-def run_plots(result: dict, out_dir) -> list[tuple[str, Path]]:
-    """Every run plot, as (caption, path) pairs."""
-    out = Path(out_dir)
-    return [
-        (
-            "Throughput over time",
-            plot_throughput_over_time(result, out / "throughput_over_time.png"),
-        ),
-        ("Latency over time", plot_latency_over_time(result, out / "latency_over_time.png")),
-        ("Per-actor utilisation", plot_actor_busy(result, out / "actor_busy.png")),
     ]

@@ -70,7 +70,7 @@ def sweep(
     before it are stored in the summary, with ``status: failed`` and
     ``failed_point``, and :class:`RunFailed` says which point failed.
     """
-    from lab.analysis.scaling import summarize_sweep
+    from lab.analysis.sweep_summary import summarize_sweep
 
     base = load_config(config, overrides) if isinstance(config, str) else config
     vary = dict(vary or base.sweep.vary)
