@@ -21,6 +21,15 @@ BIN = Path(sys.executable).parent
 @pytest.mark.slow
 def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
     gcs, dashboard = free_port(), free_port()
+    # Every other port too: the test session's own Ray already holds the agent's
+    # default (52365), and a head whose agent cannot bind never takes a job
+    # ("No available agent").
+    agent_ports = [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+    ]
     # Ray 2.60 turns token auth on for `ray start` clusters but its job CLI only
     # sends the token (~/.ray/auth_token) when told that auth is on.
     # A short temp dir: Ray's socket paths must fit in 107 bytes.
@@ -47,6 +56,7 @@ def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
             "--dashboard-host=127.0.0.1",
             "--object-store-memory=150000000",
             "--include-dashboard=true",
+            *agent_ports,
         ],
         env=env,
         stdout=subprocess.PIPE,
