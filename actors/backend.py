@@ -107,6 +107,10 @@ class Backend:
         finally:
             self._in_flight -= 1
 
+    def take_stats(self) -> dict:
+        """This interval's stage figures; starts a new interval."""
+        return self.stats.take()
+
     def _check_risk(self, messages: np.ndarray) -> np.ndarray:
         if self.noop:
             return np.zeros(len(messages), dtype=np.int8)

@@ -10,7 +10,6 @@ generators reach backends, and backends reach shards, over
 """
 
 import asyncio
-import gc
 import os
 import socket
 
@@ -21,6 +20,7 @@ from ray.util import metrics
 from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
+from actors.heap import settle_heap
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.order_flow import OrderFlow
 from actors.report_digest import fills_and_rejects
@@ -82,17 +82,6 @@ class _Metered:
                 self.counters[name].inc(value, tags=self.tags)
         self.pending = dict.fromkeys(self.counters, 0)
         self.queue.set(queue_depth, tags=self.tags)
-
-
-def _settle_heap() -> None:
-    """Collect once and freeze what survives, before the run starts.
-
-    The garbage collector's full passes otherwise walk every object the
-    process holds (Ray's, NumPy's, Numba's): pauses of tens of ms that every
-    order in flight at that moment waits out.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class _Located:
@@ -157,7 +146,7 @@ class ShardActor(_Located, EngineShard):
         return super().resting()
 
     async def ready(self) -> bool:
-        _settle_heap()
+        settle_heap()
         return True
 
 
@@ -186,12 +175,12 @@ class BackendActor(_Located, Backend):
         return (await self.submit(orders, client),)
 
     async def take_stats(self) -> dict:
-        out = self.stats.take()
+        out = super().take_stats()
         self._metrics.export(out["max_queue"])
         return out
 
     async def ready(self) -> bool:
-        _settle_heap()
+        settle_heap()
         return True
 
 
@@ -243,7 +232,7 @@ class GeneratorActor(_Located, LoadGenerator):
         return out
 
     async def ready(self) -> bool:
-        _settle_heap()
+        settle_heap()
         return True
 
 
@@ -254,7 +243,7 @@ class CollectorActor(_Located, Collector):
         )
 
     async def ready(self) -> bool:
-        _settle_heap()
+        settle_heap()
         return True
 
 

@@ -1,32 +1,17 @@
-"""In-process wiring of shards, backends and generators (no Ray), for tests.
+"""Shards and backends wired in-process (no Ray) and order rows, for tests of stage logic.
 
-The clients here call the plain actor classes directly; they implement the
-same async methods as the Ray clients in ``actors.ray_actors``.
+The wiring uses the in-process clients of :mod:`actors.local`, the same the
+``inprocess`` layout runs on.
 """
 
 import numpy as np
 
 from actors.backend import Backend
 from actors.engine_shard import EngineShard
+from actors.local import LocalShardClient
 from actors.risk import RiskLimits
 from actors.wire import ORDER_DTYPE
 from engine import NO_PRICE, Action, OrderType, Side
-
-
-class LocalShard:
-    def __init__(self, shard: EngineShard):
-        self.shard = shard
-
-    async def process(self, messages, backend_id):
-        return self.shard.process(messages, backend_id)
-
-
-class LocalBackend:
-    def __init__(self, backend: Backend):
-        self.backend = backend
-
-    async def submit(self, orders, client=None):
-        return await self.backend.submit(orders, client)
 
 
 def build(
@@ -44,7 +29,7 @@ def build(
         for i in range(n_shards)
     ]
     backends = [
-        Backend(i, n_backends, [LocalShard(s) for s in shards], n_symbols, n_accounts, limits)
+        Backend(i, n_backends, [LocalShardClient(s) for s in shards], n_symbols, n_accounts, limits)
         for i in range(n_backends)
     ]
     for stage in shards + backends:  # as the actors do: nothing compiles mid-run

@@ -6,7 +6,7 @@ import pytest
 from lab.config import for_layout, load_config
 from lab.layouts.emulated import node_resource
 from lab.run.fit import ResourceError, actors_of, check_fit
-from lab.run.pipeline import Placement
+from lab.run.placement import Placement
 
 QUICKSTART = "configs/quickstart.yaml"
 

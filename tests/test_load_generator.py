@@ -9,9 +9,10 @@ import pytest
 
 from actors.histogram import LatencyHistogram
 from actors.load_generator import LoadGenerator, RunWindow, _Arrivals, now_ns
+from actors.local import LocalBackendClient as LocalBackend
 from actors.order_flow import FORGET_BATCH, FlowParams, OrderFlow
 from lab.run.result import Result, load_verdicts
-from tests.pipeline_fixtures import LocalBackend, build
+from tests.pipeline_fixtures import build
 
 
 class StallingBackend:

@@ -8,11 +8,12 @@ import pytest
 
 from actors.backend import Backend
 from actors.engine_shard import EngineShard
+from actors.local import LocalShardClient as LocalShard
 from actors.stream import MAX_PAYLOAD, StreamClient, StreamError, StreamServer
 from actors.wire import ORDER_DTYPE, BadBatch
 from engine import ReportKind
 from engine.messages import REPORT_DTYPE
-from tests.pipeline_fixtures import BUY, SELL, LocalShard, new, orders
+from tests.pipeline_fixtures import BUY, SELL, new, orders
 
 PAIR = np.dtype([("a", "<i8"), ("b", "<i4")])
 

@@ -19,7 +19,8 @@ import asyncio, json, sys
 import numba
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.order_flow import FlowParams, OrderFlow
-from tests.pipeline_fixtures import LocalBackend, build
+from actors.local import LocalBackendClient as LocalBackend
+from tests.pipeline_fixtures import build
 
 def signatures():
     out = {}

@@ -10,8 +10,8 @@ different days compare through it.
 
 from lab.bench.probe import measure_probe, relative_to_probe
 from lab.run.capacity import engine_working_set
+from lab.run.executor import runtime_for
 from lab.run.experiment import Experiment
-from lab.run.runtime import RayRuntime
 from lab.store.result_store import ResultStore
 
 __all__ = ["run_transport_bench"]
@@ -21,7 +21,7 @@ def run_transport_bench(config: str, layout: str, overrides: list[str]) -> dict:
     real = Experiment.from_yaml(config, layout=layout, overrides=overrides)
     noop = real.with_overrides(["topology.noop=true"])
     probe = measure_probe(engine_working_set(real))
-    with RayRuntime(real.layout):
+    with runtime_for(real.layout):
         transport = noop.run(kind="bench-transport")
         matched = real.run(kind="bench-real")
     with ResultStore.open(real.config.results.url) as results:

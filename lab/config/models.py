@@ -348,9 +348,9 @@ class KubeRayConfig(_Section):
 
 
 class Layout(_Section):
-    """Where the actors run: this host, emulated nodes, a Ray cluster or KubeRay."""
+    """Where the stages run: this host, emulated nodes, a Ray cluster, KubeRay, or in-process."""
 
-    kind: Literal["local", "emulated", "cluster", "kuberay"] = "local"
+    kind: Literal["local", "emulated", "cluster", "kuberay", "inprocess"] = "local"
     nodes: Int = Field(1, ge=1)
     cpus_per_node: Float = Field(2.0, gt=0)
     memory_mb_per_node: Int = Field(4096, ge=1)
@@ -392,6 +392,8 @@ class Layout(_Section):
             raise ValueError("'netns' and 'link_mbit' apply to emulated layouts only")
         if self.link_mbit is not None and not self.netns:
             raise ValueError("'link_mbit' caps the links between network namespaces: set netns")
+        if self.kind == "inprocess" and (self.nodes != 1 or self.placement != "pack"):
+            raise ValueError("an 'inprocess' layout is one process: it has no nodes or placement")
         if self.kuberay is not None and self.kind != "kuberay":
             raise ValueError(f"'kuberay' settings given for a {self.kind!r} layout")
         return self

@@ -91,7 +91,7 @@ def capacity_search(
     ``on_point`` hears each rate's summary as it is judged. Runs are stored
     (unless ``store=False``) as ``capacity-point`` runs under the search's id.
     """
-    from lab.run.runtime import RayRuntime
+    from lab.run.executor import runtime_for
 
     settings = experiment.config.capacity
     slo = float(slo_p99_ms if slo_p99_ms is not None else settings.slo_p99_ms)
@@ -105,7 +105,7 @@ def capacity_search(
     probe = measure_probe(engine_working_set(experiment))
     run_kw = {"store": store, "kind": "capacity-point", "sweep_id": sweep_id or capacity_id}
     search = _Search(experiment, slo, repeat, run_kw, on_point, settings.max_points)
-    with RayRuntime(experiment.layout):
+    with runtime_for(experiment.layout):
         start = _start_rate(experiment, settings.start_per_s, run_kw)
         lo, hi = search.bracket(start["rate_per_s"])
         lo, hi = search.bisect(lo, hi, settings.tolerance)

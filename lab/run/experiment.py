@@ -12,7 +12,9 @@ from actors.order_flow import expected_depth
 from lab.config import ExperimentConfig, for_layout, load_config, with_overrides
 from lab.errors import RunFailed
 from lab.run.environment import describe_environment
+from lab.run.executor import open_executor
 from lab.run.result import Result, summarize_actors, summarize_book
+from lab.run.stages import flow_params
 from lab.store.result_store import ResultStore, new_run_id
 
 __all__ = ["Experiment", "DEFAULT_LAYOUT"]
@@ -52,36 +54,28 @@ class Experiment:
         stored too, with ``status: failed`` and what it measured until then;
         the :class:`RunFailed` raised then carries that result as ``partial``.
         """
-        from lab.run.pipeline import Pipeline
-        from lab.run.runtime import RayRuntime
-
         run_id = new_run_id()
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         labels = {"run_id": run_id, "created_at": created, "kind": kind, "sweep_id": sweep_id}
         nodes: dict = {}
-        with RayRuntime(self.layout):
-            pipeline = Pipeline(self.config, self.layout, run_id)
-            try:
-                pipeline.wait_ready(on_progress)
-                nodes = pipeline.nodes()
-                raw = pipeline.run(on_progress)
-            except RunFailed as failed:
-                result = self._result(failed.partial, nodes, labels, error=str(failed))
-                where = ""
-                if store:
-                    self._store(result)
-                    where = f"; what it measured is stored as {run_id} (status: failed)"
-                raise RunFailed(f"{failed}{where}", result.to_dict()) from None
-            finally:
-                pipeline.shutdown()
+        try:
+            with open_executor(self.config, self.layout, run_id) as executor:
+                executor.wait_ready(on_progress)
+                nodes = executor.nodes()
+                raw = executor.run(on_progress)
+        except RunFailed as failed:
+            result = self._result(failed.partial, nodes, labels, error=str(failed))
+            where = ""
+            if store:
+                self._store(result)
+                where = f"; what it measured is stored as {run_id} (status: failed)"
+            raise RunFailed(f"{failed}{where}", result.to_dict()) from None
         result = self._result(raw, nodes, labels)
         if store:
             self._store(result)
         return result
 
     def _result(self, raw: dict, nodes: dict, labels: dict, error: str = "") -> Result:
-        from lab.run.pipeline import flow_params
-
         exp = self.config.experiment
         tallies = raw.get("tallies") or []
         measured_s = max((t["measured_s"] for t in tallies), default=0.0) if error else None

@@ -1,6 +1,7 @@
-"""Where a run executes: starting or joining Ray for a layout.
+"""The Ray a layout's runs need: started on this host, emulated, or joined.
 
-``RayRuntime`` is the seam between the lab and its execution engine:
+``RayRuntime`` is what :func:`lab.run.executor.runtime_for` gives every
+layout but ``inprocess`` (which needs no Ray):
 
 - ``local``: starts Ray on this host (or, under ``ray job submit``, joins the
   job's cluster);

@@ -21,9 +21,9 @@ from lab.analysis.findings import findings
 from lab.config import ExperimentConfig, load_config, with_overrides
 from lab.errors import ConfigError, LabError, RunFailed
 from lab.run.environment import describe_environment
+from lab.run.executor import runtime_for
 from lab.run.experiment import DEFAULT_LAYOUT, Experiment
 from lab.run.result import Result
-from lab.run.runtime import RayRuntime
 from lab.store.result_store import ResultStore, new_run_id
 
 __all__ = ["sweep", "parse_vary", "LAYOUT_KEY"]
@@ -102,7 +102,7 @@ def sweep(
     for layout_name in dict.fromkeys(exp.layout_name for _, exp in plan):
         group = [(c, e) for c, e in plan if e.layout_name == layout_name]
         try:
-            with RayRuntime(group[0][1].layout):
+            with runtime_for(group[0][1].layout):
                 for combo, experiment in group:
                     failure = combo  # until the point is done
                     points.append(

@@ -1,12 +1,10 @@
-"""The pipeline of one run, assembled in one place, stage by stage.
-
-1. engine shards: each owns the symbols that ``shard_of_symbol`` routes to it;
-2. backends: risk and routing, each holding every shard;
-3. load generators: each holding every backend;
-4. a collector that polls all of them every interval.
+"""The Ray executor: a run's stages (:mod:`lab.run.stages`) as Ray actors.
 
 Actors are named ``engine-0``, ``backend-3``, ``loadgen-1`` … in a namespace
-per run, so a run can be found in the Ray dashboard while it runs.
+per run, so a run can be found in the Ray dashboard while it runs; each is
+placed by the layout's policy (:mod:`lab.run.placement`). With
+``topology.transport: stream`` backends reach shards, and generators reach
+backends, over :mod:`actors.stream` instead of Ray calls.
 
 Nothing here waits without a deadline. Before any actor starts, the
 topology is checked against the cluster (:mod:`lab.run.fit`). While the run
@@ -22,7 +20,6 @@ from pathlib import Path
 
 import ray
 
-from actors.order_flow import FlowParams
 from actors.ray_actors import (
     BackendActor,
     CollectorActor,
@@ -30,15 +27,14 @@ from actors.ray_actors import (
     ShardActor,
     remote_class,
 )
-from actors.risk import RiskLimits
-from actors.routing import first_order_id
 from lab.config import ExperimentConfig, Layout
 from lab.errors import LabError, RunFailed
-from lab.layouts.emulated import node_resource
 from lab.replay.journal import write_journal
 from lab.run.fit import check_fit
+from lab.run.placement import Placement
+from lab.run.stages import START_LEAD_S, Stage, plan_stages
 
-__all__ = ["Pipeline", "flow_params"]
+__all__ = ["RayExecutor"]
 
 _READY_TIMEOUT_S = 300.0
 #: How long after its duration and drain a run may take to wrap up before it fails.
@@ -47,25 +43,9 @@ _WRAP_UP_S = 30.0
 _CALL_S = 10.0
 #: Layouts whose actors all run on this host, and so share its Numba cache.
 _THIS_HOST = ("local", "emulated", "netns")
-_START_LEAD_S = 0.5
 
 
-def flow_params(config: ExperimentConfig) -> FlowParams:
-    w = config.workload
-    mix = w.mix
-    return FlowParams(
-        symbols=w.symbols,
-        accounts=w.accounts,
-        mid_price=w.order_flow.mid_price,
-        price_levels=w.order_flow.price_levels,
-        price_decay=w.order_flow.price_decay,
-        max_qty=w.order_flow.max_qty,
-        mix=(mix.limit, mix.market, mix.ioc, mix.cancel, mix.modify),
-        mean_lifetime_s=w.order_flow.lifetime_s or 0.0,
-    )
-
-
-class Pipeline:
+class RayExecutor:
     """The actors of one run; ``run()`` drives it, ``shutdown()`` removes it."""
 
     def __init__(self, config: ExperimentConfig, layout: Layout, run_id: str):
@@ -73,110 +53,55 @@ class Pipeline:
         self.run_id = run_id
         self.namespace = f"lab-{run_id}"
         self.placement = Placement(layout)
-        t, r = config.topology, config.resources
-        w = config.workload
         live = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
         check_fit(config, layout, ray.cluster_resources(), live, Placement(layout))
-        if layout.kind in _THIS_HOST and not t.noop:
+        if layout.kind in _THIS_HOST and not config.topology.noop:
             _compile_kernels()
-
-        # 1. Engine shards.
-        self.shards = [
-            self._actor(
-                ShardActor,
-                "engine",
-                i,
-                r.engine.ray_options(),
-                run_id=run_id,
-                shard_id=i,
-                n_shards=t.engines,
-                n_symbols=w.symbols,
-                n_backends=t.backends,
-                stp=w.stp,
-                noop=t.noop,
-                journal=t.journal,
-                orders=t.engine_orders,
-            )
-            for i in range(t.engines)
-        ]
+        plan = plan_stages(config)
+        stream = plan.transport == "stream"
+        self.shards = [self._actor(ShardActor, s, run_id=run_id) for s in plan.shards]
         # With the stream transport each stage serves its own TCP stream.
-        stream = t.transport == "stream"
         shard_addresses = _stream_addresses(self.shards) if stream else None
-        # 2. Backends.
-        limits = RiskLimits(**config.risk.model_dump())
         self.backends = [
             self._actor(
                 BackendActor,
-                "backend",
-                i,
-                r.backend.ray_options(),
+                s,
                 run_id=run_id,
                 shard_handles=self.shards,
                 shard_addresses=shard_addresses,
-                backend_id=i,
-                n_backends=t.backends,
-                n_symbols=w.symbols,
-                n_accounts=w.accounts,
-                limits=limits,
-                noop=t.noop,
             )
-            for i in range(t.backends)
+            for s in plan.backends
         ]
-        # 3. Load generators: the target rate is shared evenly between them.
         addresses = _stream_addresses(self.backends) if stream else None
-        rate = None if w.closed_loop else float(w.rate) / t.generators
         self.generators = [
             self._actor(
                 GeneratorActor,
-                "loadgen",
-                i,
-                r.generator.ray_options(),
+                s,
                 run_id=run_id,
                 backend_handles=self.backends,
                 backend_addresses=addresses,
-                gen_id=i,
-                flow_params=flow_params(config),
-                tracked_orders=w.order_flow.tracked_orders,
-                flow_seed=config.experiment.seed * 1000 + i,
-                first_order_id=first_order_id(i),
-                rate=rate,
-                batch_size=t.batch_size,
-                batch_wait_s=t.batch_wait_ms / 1e3,
-                max_in_flight=t.max_in_flight,
-                seed=config.experiment.seed,
             )
-            for i in range(t.generators)
+            for s in plan.generators
         ]
-        # 4. Collector.
-        sources = {}
-        for kind, handles in (
-            ("engine", self.shards),
-            ("backend", self.backends),
-            ("loadgen", self.generators),
-        ):
-            sources.update({f"{kind}-{i}": h for i, h in enumerate(handles)})
+        polled = self.shards + self.backends + self.generators
+        self.names = [s.name for s in plan.all()]
+        sources = dict(zip(plan.collector.uses, polled, strict=True))
         self.collector = self._actor(
-            CollectorActor,
-            "collector",
-            0,
-            r.collector.ray_options(),
-            source_handles=sources,
-            interval_s=_interval_s(config),
+            CollectorActor, plan.collector, source_handles=sources, interval_s=plan.interval_s
         )
-        self.names = list(sources) + ["collector-0"]
-        self._all = self.shards + self.backends + self.generators + [self.collector]
+        self._all = polled + [self.collector]
 
-    def _actor(self, cls, kind: str, index: int, resources: dict, **kwargs):
+    def _actor(self, cls, stage: Stage, **clients):
         options = dict(
-            resources,
-            name=f"{kind}-{index}",
+            stage.resources,
+            name=stage.name,
             namespace=self.namespace,
             # A shard's methods never await, so two slots never interleave inside one:
             # the second holds the driver's ``watch``.
             max_concurrency=2 if cls is ShardActor else 1000,
-            **self.placement.options(kind, index),
+            **self.placement.options(stage.kind, stage.index),
         )
-        return remote_class(cls, **options).remote(**kwargs)
+        return remote_class(cls, **options).remote(**stage.kwargs, **clients)
 
     def wait_ready(self, on_progress=None) -> None:
         """Wait for every actor's constructor, telling ``on_progress`` how many are up."""
@@ -206,16 +131,16 @@ class Pipeline:
         """Drive the run to its end; returns the generators' tallies and the collector's series.
 
         Each generator and the collector take the start signal on their own
-        clocks (``_START_LEAD_S`` from when it reaches them).
+        clocks (``START_LEAD_S`` from when it reaches them).
         """
         exp = self.config.experiment
         watches = {h.watch.remote(): n for n, h in zip(self.names, self._all, strict=True)}
-        collecting = self.collector.run.remote(_START_LEAD_S)
+        collecting = self.collector.run.remote(START_LEAD_S)
         runs = [
-            g.run.remote(_START_LEAD_S, exp.warmup_s, exp.duration_s, exp.drain_s)
+            g.run.remote(START_LEAD_S, exp.warmup_s, exp.duration_s, exp.drain_s)
             for g in self.generators
         ]
-        ends = time.monotonic() + _START_LEAD_S + exp.duration_s + exp.drain_s + _WRAP_UP_S
+        ends = time.monotonic() + START_LEAD_S + exp.duration_s + exp.drain_s + _WRAP_UP_S
         pending = list(runs)
         while pending:
             ready, _ = ray.wait(pending + list(watches), num_returns=len(pending), timeout=0.5)
@@ -317,49 +242,3 @@ def _stream_addresses(handles: list) -> list[tuple[str, int]]:
             f"actors did not open their streams within {_READY_TIMEOUT_S:.0f} s: the layout "
             f"probably lacks the CPUs or memory that `resources` asks for"
         ) from None
-
-
-def _interval_s(config: ExperimentConfig) -> float:
-    from actors.collector import REPORT_INTERVAL_S
-
-    return min(REPORT_INTERVAL_S, max(config.experiment.duration_s / 10, 0.1))
-
-
-class Placement:
-    """Ray scheduling options for each actor, from the layout's placement policy.
-
-    On an emulated cluster actors are pinned through the nodes' custom
-    resources: ``pack`` puts every actor on node 0, ``spread`` deals them out
-    round-robin in creation order, ``explicit`` follows the layout's mapping
-    (actor kind -> node indices, used in turn). Elsewhere ``spread`` asks Ray
-    to spread and ``pack`` leaves Ray's default packing policy.
-    """
-
-    def __init__(self, layout: Layout):
-        self.layout = layout
-        self._dealt = 0
-
-    def node(self, kind: str, index: int) -> int | None:
-        """The emulated node the next actor of ``kind`` goes to (None on other layouts).
-
-        Call it once per actor, in creation order: ``spread`` deals in turn.
-        """
-        lay = self.layout
-        if lay.kind != "emulated":
-            return None
-        config_kind = {"loadgen": "generator"}.get(kind, kind)
-        if lay.placement == "explicit" and config_kind in (lay.explicit or {}):
-            nodes = lay.explicit[config_kind]
-            return nodes[index % len(nodes)]
-        if lay.placement == "spread":
-            self._dealt += 1
-            return (self._dealt - 1) % lay.nodes
-        return 0
-
-    def options(self, kind: str, index: int) -> dict:
-        node = self.node(kind, index)
-        if node is not None:
-            return {"resources": {node_resource(node): 1}}
-        if self.layout.placement == "spread":
-            return {"scheduling_strategy": "SPREAD"}
-        return {}

@@ -1,0 +1,135 @@
+"""The in-process executor: a run's stages as plain objects on one event loop.
+
+The same stage classes as on Ray (:mod:`actors`), wired with the clients of
+:mod:`actors.local`, all in the calling process and without Ray: a stage can
+be stepped through in a debugger or profiled as one program. It is a layout
+of ``kind: inprocess`` (``--layout in-process``). Every stage shares one
+core, so its figures are those of one process, not of the topology spread
+over a cluster; placement, Ray metrics and the dashboard do not apply.
+
+As on Ray, every wait has a deadline and a run that fails keeps what it
+measured (:class:`~lab.errors.RunFailed`).
+"""
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+from actors.backend import Backend
+from actors.collector import Collector
+from actors.engine_shard import EngineShard
+from actors.heap import settle_heap
+from actors.load_generator import LoadGenerator, RunWindow
+from actors.local import LocalBackendClient, LocalShardClient, LocalStatsClient
+from actors.order_flow import OrderFlow
+from lab.config import ExperimentConfig, Layout
+from lab.errors import RunFailed
+from lab.replay.journal import write_journal
+from lab.run.stages import START_LEAD_S, Stage, StagePlan, plan_stages
+
+__all__ = ["InProcessExecutor"]
+
+#: How long after its duration and drain a run may take to wrap up before it fails.
+_WRAP_UP_S = 30.0
+_PROGRESS_S = 0.5
+
+
+class InProcessExecutor:
+    """The stages of one run in this process; ``run()`` drives it."""
+
+    def __init__(self, config: ExperimentConfig, layout: Layout, run_id: str):
+        self.config = config
+        self.run_id = run_id
+        self._loop = asyncio.new_event_loop()
+        plan = plan_stages(config)
+        self.shards = [EngineShard(**s.kwargs) for s in plan.shards]
+        shard_clients = [LocalShardClient(s) for s in self.shards]
+        self.backends = [Backend(shards=shard_clients, **s.kwargs) for s in plan.backends]
+        backend_clients = [LocalBackendClient(b) for b in self.backends]
+        self.generators = [_generator(s, backend_clients) for s in plan.generators]
+        polled = [*self.shards, *self.backends, *self.generators]
+        self.names = [s.name for s in plan.all()]
+        sources = {n: LocalStatsClient(s) for n, s in zip(plan.collector.uses, polled, strict=True)}
+        self.collector = Collector(sources, plan.interval_s)
+        self._plan: StagePlan = plan
+
+    def wait_ready(self, on_progress=None) -> None:
+        """Compile (or load from Numba's cache) every stage's kernels, as the actors do."""
+        stages = [*self.shards, *self.backends, *self.generators]
+        for done, stage in enumerate(stages, start=1):
+            stage.warm_up()
+            if on_progress is not None:
+                on_progress({"phase": "starting", "ready": done, "total": len(self.names)})
+        settle_heap()
+        if on_progress is not None:  # and the collector, which has nothing to compile
+            on_progress({"phase": "starting", "ready": len(self.names), "total": len(self.names)})
+
+    def nodes(self) -> dict[str, dict]:
+        """Every stage is in this process."""
+        here = {"host": socket.gethostname(), "node_ip": "127.0.0.1", "node_id": "in-process"}
+        here["pid"] = os.getpid()
+        return {name: dict(here) for name in self.names}
+
+    def run(self, on_progress=None) -> dict:
+        """Drive the run to its end; the generators' tallies and the collector's series."""
+        return self._loop.run_until_complete(self._run(on_progress))
+
+    async def _run(self, on_progress) -> dict:
+        exp = self.config.experiment
+        collecting = asyncio.ensure_future(self.collector.run(START_LEAD_S))
+        window = (START_LEAD_S, exp.warmup_s, exp.duration_s, exp.drain_s)
+        runs = {
+            asyncio.ensure_future(g.run(RunWindow.starting_in(*window))): f"loadgen-{i}"
+            for i, g in enumerate(self.generators)
+        }
+        ends = self._loop.time() + START_LEAD_S + exp.duration_s + exp.drain_s + _WRAP_UP_S
+        pending = set(runs)
+        try:
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=_PROGRESS_S)
+                for task in runs:
+                    if task.done() and task.exception() is not None:
+                        error = task.exception()
+                        raise self._failed(f"{runs[task]} failed: {type(error).__name__}: {error}")
+                if pending and self._loop.time() > ends:
+                    late = ", ".join(sorted(runs[t] for t in pending))
+                    raise self._failed(f"{late} did not finish its run by its end and drain")
+                if on_progress is not None:
+                    on_progress(self.collector.progress())
+        finally:
+            for task in pending:
+                task.cancel()
+            await self.collector.stop()
+            await collecting
+        return {
+            "tallies": [task.result() for task in runs],
+            "journals": self._journals(),
+            "resting": {f"engine-{i}": s.resting() for i, s in enumerate(self.shards)},
+            **self.collector.summary(),
+        }
+
+    def _journals(self) -> list:
+        if not self.config.topology.journal:
+            return []
+        directory = str(Path(self.config.topology.journal_dir) / self.run_id)
+        return [write_journal(s.journal_arrays(), directory) for s in self.shards]
+
+    def _failed(self, reason: str) -> RunFailed:
+        partial = {"tallies": [g.tally_so_far() for g in self.generators]}
+        return RunFailed(reason, {**partial, **self.collector.summary()})
+
+    def shutdown(self) -> None:
+        self._loop.close()
+
+
+def _generator(stage: Stage, backends: list) -> LoadGenerator:
+    """A load generator with its own order flow, as :class:`GeneratorActor` builds it."""
+    kwargs = dict(stage.kwargs)
+    flow = OrderFlow(
+        kwargs.pop("flow_params"),
+        seed=kwargs.pop("flow_seed"),
+        first_order_id=kwargs.pop("first_order_id"),
+        pool_size=kwargs.pop("tracked_orders"),
+    )
+    return LoadGenerator(backends=backends, flow=flow, **kwargs)
