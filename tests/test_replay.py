@@ -128,14 +128,35 @@ def test_cli_replay_writes_the_files_and_a_summary(tmp_path):
     trades, book, rejects = outputs(tmp_path)
     proc = run_cli(src, "--trades", trades, "--book", book, "--rejects", rejects)
     assert proc.returncode == 0, proc.stderr
-    assert "20 messages" in proc.stderr and "3 trades" in proc.stderr
+    assert "20 rows" in proc.stderr and "3 trades" in proc.stderr
     assert "7 rejects" in proc.stderr and "5 resting" in proc.stderr
+    # Rejects by reason: one of each of the seven the hand-made file provokes.
+    for reason in ("UNKNOWN_ORDER", "BAD_ACTION", "BAD_SIDE", "BAD_TYPE", "BAD_QTY"):
+        assert f"{reason} 1" in proc.stderr
+    assert "every row was rejected" not in proc.stderr
     assert trades.read_text() == HAND_TRADES
     assert book.read_text() == HAND_BOOK
     assert rejects.read_text() == HAND_REJECTS
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["ORDERS.csv", "TRADES.csv", "BOOK.csv", "REJECTS.csv"]
     )
+
+
+@pytest.mark.parametrize("vectorised", [True, False])
+def test_sides_spelt_buy_and_sell_read_as_b_and_s(tmp_path, vectorised):
+    spelt = HAND_ORDERS.replace(",B,", ",BUY,").replace(",S,", ",SELL,")
+    if not vectorised:  # a quoted field sends the file down the row-by-row reader
+        spelt = spelt.replace("1,NEW,1,10,MSFT", '1,NEW,1,10,"MSFT"')
+    assert replay_text(tmp_path, spelt) == (HAND_TRADES, HAND_BOOK, HAND_REJECTS)
+
+
+def test_a_file_whose_every_row_is_rejected_says_so(tmp_path):
+    src = tmp_path / "ORDERS.csv"
+    src.write_text(HAND_ORDERS.splitlines()[0] + "\n1,NEW,1,10,MSFT,LONG,LIMIT,101,5\n")
+    trades, book, rejects = outputs(tmp_path)
+    proc = run_cli(src, "--trades", trades, "--book", book, "--rejects", rejects)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 rejects (BAD_SIDE 1)" in proc.stderr and "every row was rejected" in proc.stderr
 
 
 def test_column_order_does_not_matter_and_extra_columns_are_ignored(tmp_path):

@@ -207,7 +207,12 @@ def results_show(
 
 @app.command()
 def replay(
-    orders: Path = typer.Argument(..., help="ORDERS.csv to replay."),
+    orders: Path = typer.Argument(
+        ...,
+        help="ORDERS.csv to replay: columns seq,action,order_id,account,symbol,side,type,"
+        "price,qty; action NEW, CANCEL or MODIFY; side B or S (or BUY, SELL); type LIMIT, "
+        "MARKET, IOC or FOK.",
+    ),
     trades: Path = typer.Option(..., "--trades", help="Where to write TRADES.csv."),
     book: Path = typer.Option(..., "--book", help="Where to write BOOK.csv."),
     rejects: Path = typer.Option(..., "--rejects", help="Where to write REJECTS.csv."),

@@ -5,7 +5,8 @@ ORDERS.csv has a header row naming at least the columns
 columns are ignored). Fields are stripped of surrounding whitespace and may be
 quoted as in RFC 4180; blank lines are skipped.
 
-- ``action`` is NEW, CANCEL or MODIFY; ``side`` is B or S and ``type`` is LIMIT,
+- ``action`` is NEW, CANCEL or MODIFY; ``side`` is B or S (BUY and SELL are read
+  too; B and S are written) and ``type`` is LIMIT,
   MARKET, IOC or FOK (both read for NEW only). Any other text is encoded as 0,
   so the engine rejects the message (BAD_ACTION, BAD_SIDE, BAD_TYPE).
 - ``seq``, ``order_id``, ``account``, ``price`` and ``qty`` are decimal int64s.
@@ -53,6 +54,8 @@ ORDER_COLUMNS = ("seq", "action", "order_id", "account", "symbol", "side", "type
 #: The words of the ``action``, ``side`` and ``type`` columns and their engine codes.
 ACTIONS = {"NEW": Action.NEW, "CANCEL": Action.CANCEL, "MODIFY": Action.MODIFY}
 SIDES = {"B": Side.BUY, "S": Side.SELL}
+#: The words read as a side: SIDES, and the words spelt out.
+SIDE_WORDS = {**SIDES, "BUY": Side.BUY, "SELL": Side.SELL}
 TYPES = {
     "LIMIT": OrderType.LIMIT,
     "MARKET": OrderType.MARKET,
@@ -189,7 +192,7 @@ def _parse_row(path: Path, line: int, fields: list[str], cols: dict[str, list]) 
     else:
         cols["account"].append(integer("account", account))
     cols["symbol"].append(symbol)
-    cols["side"].append(SIDES.get(side, 0))
+    cols["side"].append(SIDE_WORDS.get(side, 0))
     cols["type"].append(TYPES.get(otype, 0))
     cols["price"].append(integer("price", price) if price else NO_PRICE)
     if not qty and code not in (Action.NEW, Action.MODIFY):
@@ -260,7 +263,7 @@ def _read_fast(body: bytes, where: dict[str, int], width: int):
         ints["order_id"][0],
         ints["account"][0],
         symbol,
-        _fast_codes(buf, *field("side"), SIDES),
+        _fast_codes(buf, *field("side"), SIDE_WORDS),
         _fast_codes(buf, *field("type"), TYPES),
         price,
         ints["qty"][0],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +52,20 @@ class ReplaySummary:
     rejects: int
     symbols: int = 0
     seconds: float = 0.0
+    #: rejects per reason name, most frequent first
+    reject_reasons: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
-        return (
-            f"replayed {self.messages:,} messages over {self.symbols:,} symbols "
+        text = (
+            f"replayed {self.messages:,} rows over {self.symbols:,} symbols "
             f"in {self.seconds:.2f} s: {self.trades:,} trades, "
             f"{self.resting:,} resting orders, {self.rejects:,} rejects"
         )
+        if self.reject_reasons:
+            text += " (" + ", ".join(f"{n} {k:,}" for n, k in self.reject_reasons.items()) + ")"
+        if self.messages and self.rejects == self.messages:
+            text += "; every row was rejected: check the CSV's columns (see `lab replay --help`)"
+        return text
 
 
 def replay_csv(
@@ -95,7 +102,15 @@ def replay_csv(
         rejects=rejects,
         symbols=len(symbols),
         seconds=time.perf_counter() - start,
+        reject_reasons=_count_reasons(np.concatenate(kept)),
     )
+
+
+def _count_reasons(reports: np.ndarray) -> dict[str, int]:
+    reasons = reports["reason"][reports["kind"] == ReportKind.REJECT]
+    codes, counts = np.unique(reasons, return_counts=True)
+    pairs = sorted(zip(counts.tolist(), codes.tolist(), strict=True), reverse=True)
+    return {Reason.name_of(code): n for n, code in pairs}
 
 
 # -- writing -------------------------------------------------------------------
