@@ -1,4 +1,11 @@
-"""`ray job submit` against a cluster started with `ray start --head` runs a lab job end to end."""
+"""The README's `ray start` / `ray job submit` sequence, walked line by line as written.
+
+The block marked in the README runs in a copy of the repository (so that its
+``results/`` is the copy's), with its own ``RAY_TMPDIR`` (so that its Ray is
+apart from the test session's). Its last line, ``ray stop``, is the one not
+run: it would stop every Ray on the machine, the session's too. The
+processes of its Ray are stopped instead, found by their ``RAY_TMPDIR``.
+"""
 
 import os
 import shutil
@@ -12,131 +19,85 @@ from pathlib import Path
 import pytest
 
 from lab.store.result_store import ResultStore
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+VENV = Path(sys.executable).parent.parent
+MARK = "<!-- walked by tests/test_job_submit.py, line by line -->"
+STOP = ".venv/bin/ray stop"
+#: What the copy leaves out: caches, results and the venv (linked instead).
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", "results", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache"
+)
+
+
+def readme_sequence() -> list[str]:
+    """The lines of the README's job-submit block."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert MARK in text, "the README lost its job-submit block"
+    block = text.split(MARK, 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
 
 
 @pytest.mark.slow
-def test_ray_job_submit_runs_the_quickstart_and_stores_its_result(tmp_path):
-    gcs, dashboard = free_port(), free_port()
-    # Every other port too: the test session's own Ray already holds the agent's
-    # default (52365), and a head whose agent cannot bind never takes a job
-    # ("No available agent").
-    agent_ports = [
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-    ]
-    # Ray 2.60 turns token auth on for `ray start` clusters but its job CLI only
-    # sends the token (~/.ray/auth_token) when told that auth is on.
+def test_the_readme_job_submit_sequence_runs_and_its_result_is_listed(tmp_path):
+    lines = readme_sequence()
+    assert lines[-1] == STOP and STOP not in lines[:-1]
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT, work, ignore=_NOT_COPIED)
+    (work / ".venv").symlink_to(VENV, target_is_directory=True)
     # A short temp dir: Ray's socket paths must fit in 107 bytes.
     ray_tmp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    env = {
-        **os.environ,
-        "RAY_TMPDIR": ray_tmp,
-        "RAY_AUTH_MODE": "token",
-        # The job's `python` is looked up on the cluster's PATH: this venv's.
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    env.pop("RAY_ADDRESS", None)
-    # --block keeps the head in the foreground so that this test alone stops it
-    # (`ray stop` would stop every Ray on the machine, the test session's too).
-    head = subprocess.Popen(
-        [
-            BIN / "ray",
-            "start",
-            "--head",
-            "--block",
-            f"--port={gcs}",
-            "--num-cpus=4",
-            f"--dashboard-port={dashboard}",
-            "--dashboard-host=127.0.0.1",
-            "--object-store-memory=150000000",
-            "--include-dashboard=true",
-            *agent_ports,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "LAB_"))}
+    env["RAY_TMPDIR"] = ray_tmp
+    script = "set -euo pipefail\n" + "\n".join(lines[:-1]) + "\n"
     try:
-        address = f"http://127.0.0.1:{dashboard}"
-        _wait_for_dashboard(BIN, address, env, head)
-        url = f"sqlite:///{tmp_path}/results.sqlite"
-        job = _submit(
-            [
-                BIN / "ray",
-                "job",
-                "submit",
-                "--address",
-                address,
-                "--working-dir",
-                ".",
-                "--",
-                "python",
-                "-m",
-                "lab",
-                "run",
-                "configs/quickstart.yaml",
-                "--json",
-                "--set",
-                "experiment.duration_s=3",
-                "--set",
-                "experiment.warmup_s=1",
-                "--set",
-                f"results.url={url}",
-            ],
-            env,
-        )
-        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-        assert "succeeded" in job.stdout
-        with ResultStore.open(url) as store:
-            (run,) = store.list_runs()
-            stored = store.get_run(run["run_id"])
-        assert stored["orders_acked"] > 0 and stored["errors"] == 0
-        assert stored["name"] == "quickstart"
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-
-
-def _submit(command, env, timeout_s=120):
-    """``ray job submit``, again while the head's job agent is not up yet.
-
-    The dashboard answers ``ray job list`` before its agent registers; a submit in
-    between fails with "No available agent" (a start-up race, not the job's).
-    """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = subprocess.run(
-            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-        )
-        if "No available agent" not in job.stderr or time.monotonic() > deadline:
-            return job
-        time.sleep(2)
-
-
-def _wait_for_dashboard(bin_dir, address, env, head, timeout_s=90):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and head.poll() is None:
-        probe = subprocess.run(
-            [bin_dir / "ray", "job", "list", "--address", address],
+        walked = subprocess.run(
+            ["bash", "-c", script],
+            cwd=work,
             env=env,
             capture_output=True,
             text=True,
+            timeout=900,
         )
-        if probe.returncode == 0:
-            return
-        time.sleep(1)
-    if head.poll() is not None:
-        raise AssertionError(f"ray start exited: {head.stdout.read().decode()[-3000:]}")
-    raise AssertionError(f"the Ray dashboard at {address} did not come up")
+        out = walked.stdout + walked.stderr
+        assert walked.returncode == 0, out[-4000:]
+        assert "succeeded" in out
+        url = f"sqlite:///{work}/results/lab.sqlite"
+        with ResultStore.open(url) as store:
+            (run,) = store.list_runs()
+            stored = store.get_run(run["run_id"])
+        assert stored["name"] == "quickstart" and stored["status"] == "ok"
+        assert stored["orders_acked"] > 0 and stored["errors"] == 0
+        # `lab results list`, the block's own line, found it.
+        assert run["run_id"] in walked.stdout
+    finally:
+        _stop_processes_of(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _stop_processes_of(ray_tmp: str, grace_s: float = 15.0) -> None:
+    """Stop every process started with ``RAY_TMPDIR=ray_tmp``: TERM, then KILL the late."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_with_env("RAY_TMPDIR", ray_tmp):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while _pids_with_env("RAY_TMPDIR", ray_tmp) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+
+def _pids_with_env(key: str, value: str) -> list[int]:
+    entry = f"{key}={value}".encode()
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if entry in fh.read().split(b"\0"):
+                    pids.append(int(name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids

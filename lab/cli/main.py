@@ -47,6 +47,7 @@ def run(
         _print_json(result.to_dict())
     else:
         print_summary(result)
+    _say_where_stored(result.run_id, experiment.config.results.url)
     if result.thresholds_missed:
         raise ThresholdError("thresholds missed: " + "; ".join(result.thresholds_missed))
 
@@ -247,6 +248,12 @@ def bench_engine(
         _print_json(result)
     else:
         _print_figures(result)
+
+
+def _say_where_stored(run_id: str, url: str) -> None:
+    from lab.store.result_store import describe_location
+
+    typer.echo(f"stored {run_id} in {describe_location(url)}", err=True)
 
 
 def _print_figures(result: dict) -> None:

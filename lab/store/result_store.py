@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -20,7 +21,7 @@ from typing import Any
 
 from lab.errors import ConfigError, LabError
 
-__all__ = ["ResultStore", "new_run_id"]
+__all__ = ["describe_location", "ResultStore", "new_run_id"]
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
@@ -62,6 +63,25 @@ def new_run_id(prefix: str = "run", now: dt.datetime | None = None) -> str:
     """A time-sortable id such as ``run-20261125-183012-ab12cd`` (UTC)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{prefix}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def describe_location(url: str) -> str:
+    """Where ``url`` keeps its runs, for a person: a SQLite file's absolute path, else the URL.
+
+    Under ``ray job submit`` the job's working directory is a temporary copy
+    that Ray removes with the job, so a relative SQLite path there says so.
+    """
+    shown = _hide_password(url)
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return shown
+    path = url[len("sqlite:///") :]
+    where = os.path.abspath(path)
+    if not os.path.isabs(path) and os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        where += (
+            " (inside this Ray job's copy of the working directory, which Ray removes with"
+            " the job: give results.url an absolute path, or a postgresql:// one, to keep it)"
+        )
+    return where
 
 
 class ResultStore:
