@@ -1,22 +1,20 @@
 """``python -m lab.bench.cgraph``: the stream transport against a Ray compiled graph.
 
-Both build the quickstart chain (the caller as the one generator, 2 backends,
-2 engine shards) with the same no-op stage work: a backend checks the batch,
-turns it into engine messages and splits it by shard; a shard is a no-op
-``EngineShard`` (one ACK per message); the backend joins the shards' reports.
-Only the transport differs:
+Both build the quickstart chain (the caller as its one generator, 2 backends,
+2 engine shards) from the same actors doing the same no-op stage work: a
+backend checks a batch, turns it into engine messages and splits it by shard;
+a shard is a no-op ``EngineShard`` (one ACK per message); the backend joins
+the shards' reports. Only the transport differs:
 
-- ``stream``: the project's ``StreamServer`` in async actors, ``StreamClient``
-  from the caller and from each backend; a call touches only the backends and
+- ``stream``: the project's ``StreamServer`` in the actors, ``StreamClient``
+  from the caller and from each backend; a call goes only to the backends and
   shards its orders route to.
 - ``cgraph``: one compiled graph, ``route`` -> ``process`` -> ``merge``, over
-  Ray's shared-memory channels. Its actors are sync: a compiled graph calls a
-  method without awaiting it, so an ``async def`` method hands the channel a
-  coroutine ("cannot pickle 'coroutine' object"). The graph is static, so every
-  call runs every node, with empty batches where no order goes.
+  Ray's shared-memory channels. The graph is static: every call runs every
+  node, with empty batches where no order goes.
 
 Each transport's actors live only while it is measured: an idle compiled-graph
-actor spins on its input channel (a core each), which would load the other.
+actor spins on its input channel, a core each (``idle_cores_busy``).
 """
 
 import asyncio
@@ -27,6 +25,7 @@ from collections import deque
 
 import numpy as np
 import ray
+import uvloop
 
 from actors.engine_shard import EngineShard
 from actors.order_flow import OrderFlow
@@ -35,7 +34,7 @@ from actors.ray_actors import StreamBackendClient, StreamShardClient
 from actors.routing import backend_of_account, first_order_id, local_symbol, shard_of_symbol
 from actors.stream import StreamServer
 from actors.wire import ORDER_DTYPE, check_batch, to_messages
-from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
+from engine.messages import MESSAGE_DTYPE
 from lab.bench.engine import STANDARD_MIX
 
 __all__ = ["TRANSPORTS", "open_chain", "make_work", "run_cgraph_bench"]
@@ -44,9 +43,6 @@ N_BACKENDS = N_SHARDS = 2  # configs/quickstart.yaml
 TRANSPORTS = ("stream", "cgraph")
 _ACTOR = {"num_cpus": 0.25}  # 4 actors fit a 4-CPU local Ray
 _CLK = os.sysconf("SC_CLK_TCK")
-
-
-# -- stage work, the same for both transports -------------------------------------
 
 
 def _parts(batch: np.ndarray, route: np.ndarray, n: int, empty: np.ndarray) -> list:
@@ -75,9 +71,6 @@ def make_work(orders_per_call: int, calls: int = 64, seed: int = 1) -> list[tupl
         route = backend_of_account(batch["account"], N_BACKENDS)
         work.append((batch, _parts(batch, route, N_BACKENDS, batch[:0])))
     return work
-
-
-# -- the stages' actors, one class each for both transports ----------------------------
 
 
 class _Stage:
@@ -144,7 +137,7 @@ class StreamChain:
         except BaseException:
             _kill(self.actors)
             raise
-        self._loop = _event_loop()
+        self._loop = uvloop.new_event_loop()  # what Ray runs the actors' loops on
         self._clients = [StreamBackendClient(a) for a in addresses]
 
     async def _call(self, parts: list[np.ndarray]) -> np.ndarray:
@@ -180,18 +173,6 @@ class StreamChain:
             self._loop.run_until_complete(client.stream.close())
         self._loop.close()
         _kill(self.actors)
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    try:  # what Ray runs the actors' loops on, when installed
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
-# -- compiled graph --------------------------------------------------------------------
 
 
 class GraphChain:
@@ -254,9 +235,6 @@ def _kill(actors: list) -> None:
         ray.kill(actor, no_restart=True)
 
 
-# -- measurement -----------------------------------------------------------------------
-
-
 def _cpu_s(pids: list[int]) -> float:
     """CPU seconds used so far by these processes (user + system)."""
     total = 0
@@ -296,12 +274,29 @@ def _summary(runs: list[dict]) -> list[dict]:
         same = [r for r in runs if (r["transport"], r["orders_per_call"], r["in_flight"]) == key]
         rate = [r["orders_per_s"] for r in same]
         row = dict(zip(("transport", "orders_per_call", "in_flight"), key, strict=True))
-        row.update(orders_per_s=float(np.median(rate)), orders_per_s_min=min(rate))
-        row.update(orders_per_s_max=max(rate))
+        row |= {"orders_per_s": float(np.median(rate)), "range": [min(rate), max(rate)]}
         for name in ("calls_per_s", "p50_us", "p99_us", "cpu_us_per_call"):
             row[name] = float(np.median([r[name] for r in same]))
         out.append(row)
     return out
+
+
+def _measure_chain(transport: str, works: dict, in_flight, duration_s, warmup_s) -> tuple:
+    """(figures of every orders/call x in-flight, idle cores) of one chain, then closed."""
+    chain = open_chain(transport, max(in_flight))
+    try:
+        cpu = _cpu_s(chain.pids)
+        time.sleep(1.0)  # no call: what the actors burn waiting
+        idle = round(_cpu_s(chain.pids) - cpu, 2)
+        runs = [
+            {"transport": transport, "orders_per_call": n, "in_flight": k}
+            | _measure(chain, works[n], k, duration_s, warmup_s)
+            for n in works
+            for k in in_flight
+        ]
+        return runs, idle
+    finally:
+        chain.close()
 
 
 def run_cgraph_bench(
@@ -316,49 +311,40 @@ def run_cgraph_bench(
     if owned:
         ray.init(num_cpus=4, object_store_memory=200 << 20, include_dashboard=False)
     works = {n: make_work(n) for n in orders_per_call}
-    runs, errors, load = [], {}, [os.getloadavg()]
+    runs, idle, errors, load = [], {t: [] for t in TRANSPORTS}, {}, [os.getloadavg()]
     try:
         for repeat in range(repeats):
-            order = TRANSPORTS if repeat % 2 == 0 else TRANSPORTS[::-1]  # no fixed first
-            for transport in order:
+            for transport in TRANSPORTS[:: 1 if repeat % 2 == 0 else -1]:  # no fixed first
                 if transport in errors:
                     continue
                 try:
-                    chain = open_chain(transport, max(in_flight))
-                except Exception as exc:  # recorded: the other transport still runs
+                    got, idle_cores = _measure_chain(
+                        transport, works, in_flight, duration_s, warmup_s
+                    )
+                except Exception as exc:  # recorded; the other transport still runs
                     errors[transport] = f"{type(exc).__name__}: {exc}"[:2000]
                     continue
-                try:
-                    for n in orders_per_call:
-                        for k in in_flight:
-                            got = _measure(chain, works[n], k, duration_s, warmup_s)
-                            runs.append(
-                                {"transport": transport, "orders_per_call": n, "in_flight": k}
-                                | {"repeat": repeat, **got}
-                            )
-                finally:
-                    chain.close()
+                runs += [{**r, "repeat": repeat} for r in got]
+                idle[transport].append(idle_cores)
     finally:
         load.append(os.getloadavg())
         if owned:
             ray.shutdown()
     return {
-        "config": {
-            "topology": {"generators": 1, "backends": N_BACKENDS, "engines": N_SHARDS},
-            "duration_s": duration_s,
-            "warmup_s": warmup_s,
-            "repeats": repeats,
-            "orders_per_call": list(orders_per_call),
-            "in_flight": list(in_flight),
-            "ray": ray.__version__,
-            "cpus": os.cpu_count(),
-            "loadavg_before_after": [[round(x, 2) for x in a] for a in load],
-            "reply_dtype_bytes": REPORT_DTYPE.itemsize,
-            "order_dtype_bytes": ORDER_DTYPE.itemsize,
-        },
+        "config": dict(
+            chain={"generators": 1, "backends": N_BACKENDS, "engines": N_SHARDS},
+            duration_s=duration_s,
+            warmup_s=warmup_s,
+            repeats=repeats,
+            in_flight=list(in_flight),
+            ray=ray.__version__,
+            cpus=os.cpu_count(),
+            loadavg_before_after=[[round(x, 2) for x in a] for a in load],
+        ),
         "summary": _summary(runs),
-        "runs": runs,
+        "idle_cores_busy": idle,
         "errors": errors,
+        "runs": runs,
     }
 
 
