@@ -14,7 +14,7 @@ from actors.partition import split
 from actors.routing import backend_of_account, global_symbol, symbols_of_shard
 from actors.stage_stats import Span, StageStats
 from actors.wire import compress
-from engine import MatchingEngine, ReportKind
+from engine import MatchingEngine, ReportKind, Side
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 
 __all__ = ["EngineShard", "symbol_name"]
@@ -169,6 +169,50 @@ class EngineShard:
 
     def resting(self) -> int:
         return self.engine.n_resting
+
+    def book(self, symbol: int, depth: int) -> dict:
+        """The best ``depth`` price levels a side of global ``symbol``: price, qty, orders.
+
+        A query, not the hot path: it reads the whole resting book once.
+        """
+        mine = self._resting_of(symbol)
+        out = {}
+        for side, name in ((Side.BUY, "bids"), (Side.SELL, "asks")):
+            # The engine dumps a side best price first, so each level is one run of prices.
+            orders = mine[mine["side"] == side]
+            prices = orders["price"]
+            changes = np.r_[True, prices[1:] != prices[:-1]] if len(prices) else prices
+            starts = np.flatnonzero(changes).tolist()
+            ends = [*starts[1:], len(prices)] if starts else []
+            out[name] = [
+                {
+                    "price": int(prices[lo]),
+                    "qty": int(orders["qty"][lo:hi].sum()),
+                    "orders": hi - lo,
+                }
+                for lo, hi in zip(starts[:depth], ends[:depth], strict=True)
+            ]
+        return out
+
+    def order(self, symbol: int, order_id: int) -> dict | None:
+        """A resting order of global ``symbol``: side, price, leaves and account; else None."""
+        mine = self._resting_of(symbol)
+        found = mine[mine["order_id"] == order_id]
+        if not len(found):
+            return None
+        row = found[0]
+        return {
+            "side": int(row["side"]),
+            "price": int(row["price"]),
+            "leaves": int(row["qty"]),
+            "account": int(row["account"]),
+        }
+
+    def _resting_of(self, symbol: int) -> np.ndarray:
+        if symbol not in self.symbols:
+            raise ValueError(f"symbol {symbol} is not on shard {self.shard_id}")
+        resting = self.engine.resting_orders()
+        return resting[resting["symbol"] == self.symbols.index(symbol)]
 
 
 def _acks(messages: np.ndarray) -> np.ndarray:

@@ -21,6 +21,12 @@ class LocalShardClient:
     async def process(self, messages, backend_id):
         return self.shard.process(messages, backend_id)
 
+    async def book(self, symbol, depth):
+        return self.shard.book(symbol, depth)
+
+    async def order(self, symbol, order_id):
+        return self.shard.order(symbol, order_id)
+
 
 class LocalBackendClient:
     def __init__(self, backend: Backend):

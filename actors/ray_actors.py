@@ -20,8 +20,13 @@ from ray.util import metrics
 from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
+from actors.gateway import Gateway, GatewayLimits
+from actors.gateway_app import create_app
 from actors.heap import settle_heap
+from actors.http_client import http_clients
+from actors.http_server import HttpServer
 from actors.load_generator import LoadGenerator, RunWindow
+from actors.local import LocalBackendClient
 from actors.order_flow import OrderFlow
 from actors.report_digest import fills_and_rejects
 from actors.stream import StreamClient, StreamServer
@@ -145,6 +150,12 @@ class ShardActor(_Located, EngineShard):
     async def resting(self) -> int:
         return super().resting()
 
+    async def book(self, symbol: int, depth: int) -> dict:
+        return super().book(symbol, depth)
+
+    async def order(self, symbol: int, order_id: int) -> dict | None:
+        return super().order(symbol, order_id)
+
     async def ready(self) -> bool:
         settle_heap()
         return True
@@ -174,6 +185,28 @@ class BackendActor(_Located, Backend):
     async def _submit_streamed(self, orders, client):
         return (await self.submit(orders, client),)
 
+    async def open_gateway(self, peer_addresses: list, shard_handles: list, spec: dict):
+        """Serve the HTTP gateway (``topology.transport: http``, ``lab serve``); its URL.
+
+        Orders of other backends' accounts go to them over their streams.
+        """
+        peers = [
+            LocalBackendClient(self) if i == self.backend_id else StreamBackendClient(a)
+            for i, a in enumerate(peer_addresses)
+        ]
+        self._gateway = Gateway(
+            self.backend_id,
+            peers,
+            [RayShardClient(h) for h in shard_handles],
+            spec["symbols"],
+            spec["api_keys"],
+            GatewayLimits(spec["max_body_bytes"], spec["max_batch"]),
+        )
+        self._http = HttpServer(create_app(self._gateway))
+        port = spec["port"] + self.backend_id if spec["port"] else 0
+        port = await self._http.start(spec["host"], port)
+        return f"http://{ray.util.get_node_ip_address()}:{port}"
+
     async def take_stats(self) -> dict:
         out = super().take_stats()
         self._metrics.export(out["max_queue"])
@@ -194,13 +227,16 @@ class GeneratorActor(_Located, LoadGenerator):
         first_order_id: int,
         backend_addresses: list | None = None,
         tracked_orders: int = 1 << 16,
+        gateways: dict | None = None,
         **kwargs,
     ):
         # The flow is built here: arrays that come through Ray arrive read-only.
         flow = OrderFlow(
             flow_params, seed=flow_seed, first_order_id=first_order_id, pool_size=tracked_orders
         )
-        if backend_addresses:
+        if gateways:
+            backends = http_clients(gateways)
+        elif backend_addresses:
             backends = [StreamBackendClient(a) for a in backend_addresses]
         else:
             backends = [RayBackendClient(h) for h in backend_handles]
@@ -253,6 +289,12 @@ class RayShardClient:
 
     async def process(self, messages, backend_id):
         return await self.handle.process.remote(messages, backend_id)
+
+    async def book(self, symbol, depth):
+        return await self.handle.book.remote(symbol, depth)
+
+    async def order(self, symbol, order_id):
+        return await self.handle.order.remote(symbol, order_id)
 
 
 class RayBackendClient:

@@ -15,19 +15,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
-    AllowInfNan,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     Strict,
     StrictBool,
-    StrictStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from lab.config.base import Bool, Float, Int, Section, Str
+from lab.config.platform import GatewayConfig
 from lab.errors import ConfigError
 
 __all__ = [
@@ -51,29 +49,10 @@ __all__ = [
 ]
 
 
-# Strict-ish scalar types: YAML already produced real ints, floats and bools, so
-# "8" for an integer or `true` for a number is a mistake, not something to coerce.
-Int = Annotated[int, Strict()]
-Float = Annotated[float, Strict(), AllowInfNan(False)]  # accepts ints, never bools or strings
-Bool = StrictBool
-Str = StrictStr
-
 ActorKind = Literal["engine", "backend", "generator", "collector"]
 
 
-class _Section(BaseModel):
-    """Base of every config model: unknown keys are errors and values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_section_is_defaults(cls, data: Any) -> Any:
-        # `topology:` with everything below commented out is YAML null.
-        return {} if data is None else data
-
-
-class ExperimentSettings(_Section):
+class ExperimentSettings(Section):
     """The ``experiment`` section: what the run is called and how long it lasts."""
 
     name: Str = Field("experiment", min_length=1)
@@ -98,7 +77,7 @@ class ExperimentSettings(_Section):
         return self.duration_s - self.warmup_s
 
 
-class OrderFlowConfig(_Section):
+class OrderFlowConfig(Section):
     """Prices and sizes of generated orders: a geometric band around a mid price."""
 
     mid_price: Int = Field(10_000, ge=1)  #: in ticks
@@ -141,7 +120,7 @@ class OrderFlowConfig(_Section):
         return value
 
 
-class MixConfig(_Section):
+class MixConfig(Section):
     """Fractions of each message kind in the generated flow; they sum to 1."""
 
     limit: Float = Field(0.6, ge=0, le=1)
@@ -182,7 +161,7 @@ def _check_rate(value: Any) -> Any:
     raise ValueError(f"expected a positive number of orders/s or 'max', got {show_value(value)}")
 
 
-class WorkloadConfig(_Section):
+class WorkloadConfig(Section):
     """The ``workload`` section: the simulated market and its order flow."""
 
     symbols: Int = Field(8, ge=1)
@@ -191,11 +170,25 @@ class WorkloadConfig(_Section):
     order_flow: OrderFlowConfig = Field(default_factory=OrderFlowConfig)
     mix: MixConfig = Field(default_factory=MixConfig)
     stp: Literal["none", "cancel-newest"] = "none"  #: self-trade prevention
+    #: the symbols' names over HTTP, one per symbol; default S0, S1, …
+    symbol_names: list[Annotated[Str, Field(min_length=1, max_length=64)]] | None = None
 
     @field_validator("rate", mode="before")
     @classmethod
     def _rate_or_max(cls, value: Any) -> Any:
         return _check_rate(value)
+
+    @model_validator(mode="after")
+    def _one_name_per_symbol(self) -> WorkloadConfig:
+        names = self.symbol_names
+        if names is not None and (len(names) != self.symbols or len(set(names)) != len(names)):
+            raise ValueError(f"symbol_names: expected {self.symbols} distinct names")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """Every symbol's name."""
+        return list(self.symbol_names or (f"S{i}" for i in range(self.symbols)))
 
     @property
     def closed_loop(self) -> bool:
@@ -203,7 +196,7 @@ class WorkloadConfig(_Section):
         return self.rate == "max"
 
 
-class TopologyConfig(_Section):
+class TopologyConfig(Section):
     """The ``topology`` section: how many actors of each kind, and how they batch."""
 
     engines: Int = Field(1, ge=1)
@@ -216,7 +209,7 @@ class TopologyConfig(_Section):
     max_in_flight: Int = Field(4, ge=1)
     #: How generators reach backends: Ray actor calls, or a TCP stream per pair
     #: (actors.stream), which costs far less per call.
-    transport: Literal["ray", "stream"] = "ray"
+    transport: Literal["ray", "stream", "http"] = "ray"
     #: Resting orders each engine shard has room for from the start (its pools
     #: double beyond that, which stalls the shard while they are copied).
     engine_orders: Int = Field(65536, ge=1)
@@ -225,7 +218,7 @@ class TopologyConfig(_Section):
     journal_dir: Str = "results/journals"  #: where journals go, one folder per run
 
 
-class RiskConfig(_Section):
+class RiskConfig(Section):
     """The ``risk`` section: per-account limits checked by the backends."""
 
     max_order_qty: Int = Field(1_000_000, ge=1)
@@ -234,7 +227,7 @@ class RiskConfig(_Section):
     max_order_rate: Float = Field(1e9, gt=0)  #: orders/s per account
 
 
-class ActorResources(_Section):
+class ActorResources(Section):
     """Ray resources requested by one actor."""
 
     num_cpus: Float = Field(0.0, ge=0)
@@ -256,7 +249,7 @@ _DEFAULT_CPUS: dict[str, float] = {
 }
 
 
-class ResourcesConfig(_Section):
+class ResourcesConfig(Section):
     """The ``resources`` section: per actor kind; an omitted ``num_cpus`` keeps its default."""
 
     engine: ActorResources = Field(default_factory=lambda: ActorResources(num_cpus=0.5))
@@ -283,7 +276,7 @@ class ResourcesConfig(_Section):
         return getattr(self, kind)
 
 
-class ResultsConfig(_Section):
+class ResultsConfig(Section):
     """The ``results`` section: where runs are stored."""
 
     #: ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or ``postgresql://...``
@@ -299,7 +292,7 @@ class ResultsConfig(_Section):
         return value
 
 
-class ThresholdsConfig(_Section):
+class ThresholdsConfig(Section):
     """The ``thresholds`` section: a run that misses one fails (exit 99)."""
 
     p99_ms: Float | None = Field(None, gt=0)
@@ -309,7 +302,7 @@ class ThresholdsConfig(_Section):
     overloaded: Literal[False] | None = None
 
 
-class CapacityConfig(_Section):
+class CapacityConfig(Section):
     """The ``capacity`` section: how ``lab capacity`` searches for the highest sustainable rate."""
 
     slo_p99_ms: Float = Field(100.0, gt=0)  #: a rate passes when p99 stays at or below this
@@ -320,7 +313,7 @@ class CapacityConfig(_Section):
     max_points: Int = Field(12, ge=2)  #: rates tried at most
 
 
-class KubeRayConfig(_Section):
+class KubeRayConfig(Section):
     """Settings of a ``kuberay`` layout: the RayCluster to create."""
 
     namespace: Str = "hft-lab"
@@ -347,7 +340,7 @@ class KubeRayConfig(_Section):
         return self
 
 
-class Layout(_Section):
+class Layout(Section):
     """Where the stages run: this host, emulated nodes, a Ray cluster, KubeRay, or in-process."""
 
     kind: Literal["local", "emulated", "cluster", "kuberay", "inprocess"] = "local"
@@ -402,7 +395,7 @@ class Layout(_Section):
 Scalar = StrictBool | Int | Float | Str
 
 
-class SweepConfig(_Section):
+class SweepConfig(Section):
     """The ``sweep`` section: what ``lab sweep CONFIG`` varies when given no ``--vary``."""
 
     #: dotted config key (or ``layout``) -> the values it takes, in order
@@ -410,7 +403,7 @@ class SweepConfig(_Section):
     repeat: Int = Field(3, ge=1)  #: runs per point (3, so that every point has an interval)
 
 
-class ExperimentConfig(_Section):
+class ExperimentConfig(Section):
     """The whole experiment: one sub-config per YAML section, each with defaults."""
 
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
@@ -422,6 +415,7 @@ class ExperimentConfig(_Section):
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     #: named layouts; ``single-host`` (one local Ray node) is always there unless redefined
     layouts: dict[Str, Layout] = Field(default_factory=dict, validate_default=True)
 
@@ -468,6 +462,14 @@ class ExperimentConfig(_Section):
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-able data; ``loader.config_from_dict`` reads it back."""
         return self.model_dump(mode="json")
+
+    def to_public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without secrets, for what is stored or printed: API keys masked."""
+        out = self.to_dict()
+        keys = out["gateway"]["api_keys"]
+        masked = {f"<key {i + 1} of {len(keys)}>": v for i, v in enumerate(keys.values())}
+        out["gateway"]["api_keys"] = masked
+        return out
 
     def with_source(self, source: str) -> ExperimentConfig:
         """This config, naming ``source`` (the file it came from) in its errors."""

@@ -203,7 +203,7 @@ def _summary(experiment, points, lo, hi, slo, repeat, start, probe) -> dict:
         "start": start,
         "points": points,
         "probe": probe,
-        "config": experiment.config.to_dict(),
+        "config": experiment.config.to_public_dict(),
         "environment": describe_environment(),
     }
     if capacity:

@@ -90,7 +90,7 @@ class Experiment:
             series=series,
             failed_polls=raw.get("failed_polls", 0),
             journals=raw.get("journals") or [],
-            config=self.config.to_dict(),
+            config=self.config.to_public_dict(),
             environment=describe_environment(),
             status="failed" if error else "ok",
             error=error,

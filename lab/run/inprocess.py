@@ -19,7 +19,11 @@ from pathlib import Path
 from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
+from actors.gateway import Gateway, GatewayLimits
+from actors.gateway_app import create_app
 from actors.heap import settle_heap
+from actors.http_client import http_clients
+from actors.http_server import HttpServer
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.local import LocalBackendClient, LocalShardClient, LocalStatsClient
 from actors.order_flow import OrderFlow
@@ -46,16 +50,40 @@ class InProcessExecutor:
         self.shards = [EngineShard(**s.kwargs) for s in plan.shards]
         shard_clients = [LocalShardClient(s) for s in self.shards]
         self.backends = [Backend(shards=shard_clients, **s.kwargs) for s in plan.backends]
-        backend_clients = [LocalBackendClient(b) for b in self.backends]
+        self.names = [s.name for s in plan.all()]
+        self._plan: StagePlan = plan
+        self._servers: list[HttpServer] = []
+        self.gateway_urls: list[str] = []
+        # Over HTTP, generators are made once the gateways serve (wait_ready).
+        if plan.gateway is None:
+            self._add_generators([LocalBackendClient(b) for b in self.backends])
+
+    def _add_generators(self, backend_clients: list) -> None:
+        plan = self._plan
         self.generators = [_generator(s, backend_clients) for s in plan.generators]
         polled = [*self.shards, *self.backends, *self.generators]
-        self.names = [s.name for s in plan.all()]
         sources = {n: LocalStatsClient(s) for n, s in zip(plan.collector.uses, polled, strict=True)}
         self.collector = Collector(sources, plan.interval_s)
-        self._plan: StagePlan = plan
+
+    async def _open_gateways(self) -> None:
+        """One gateway per backend on this loop, each on its own port, as on Ray."""
+        spec = self._plan.gateway
+        peers = [LocalBackendClient(b) for b in self.backends]
+        queries = [LocalShardClient(s) for s in self.shards]
+        limits = GatewayLimits(spec["max_body_bytes"], spec["max_batch"])
+        for i in range(len(self.backends)):
+            gateway = Gateway(i, peers, queries, spec["symbols"], spec["api_keys"], limits)
+            server = HttpServer(create_app(gateway))
+            port = await server.start(spec["host"], spec["port"] + i if spec["port"] else 0)
+            self._servers.append(server)
+            self.gateway_urls.append(f"http://127.0.0.1:{port}")
+        gateways = {"urls": self.gateway_urls, "api_key": spec["run_key"]}
+        self._add_generators(http_clients({**gateways, "symbols": spec["symbols"]}))
 
     def wait_ready(self, on_progress=None) -> None:
         """Compile (or load from Numba's cache) every stage's kernels, as the actors do."""
+        if self._plan.gateway is not None:
+            self._loop.run_until_complete(self._open_gateways())
         stages = [*self.shards, *self.backends, *self.generators]
         for done, stage in enumerate(stages, start=1):
             stage.warm_up()
@@ -120,6 +148,15 @@ class InProcessExecutor:
         return RunFailed(reason, {**partial, **self.collector.summary()})
 
     def shutdown(self) -> None:
+        async def close() -> None:
+            for server in self._servers:
+                await server.close()
+            for generator in getattr(self, "generators", []):
+                for client in generator.backends:
+                    if hasattr(client, "close"):
+                        await client.close()
+
+        self._loop.run_until_complete(close())
         self._loop.close()
 
 

@@ -58,9 +58,10 @@ class RayExecutor:
         if layout.kind in _THIS_HOST and not config.topology.noop:
             _compile_kernels()
         plan = plan_stages(config)
-        stream = plan.transport == "stream"
+        # With the stream transport each stage serves its own TCP stream; over HTTP,
+        # backends reach shards (and each other's accounts) over streams too.
+        stream = plan.transport in ("stream", "http")
         self.shards = [self._actor(ShardActor, s, run_id=run_id) for s in plan.shards]
-        # With the stream transport each stage serves its own TCP stream.
         shard_addresses = _stream_addresses(self.shards) if stream else None
         self.backends = [
             self._actor(
@@ -73,13 +74,22 @@ class RayExecutor:
             for s in plan.backends
         ]
         addresses = _stream_addresses(self.backends) if stream else None
+        self.gateway_urls: list[str] = []
+        gateways = None
+        if plan.gateway is not None:
+            spec = plan.gateway
+            opened = [b.open_gateway.remote(addresses, self.shards, spec) for b in self.backends]
+            self.gateway_urls = _get(opened, _READY_TIMEOUT_S, "the backends' gateways")
+            gateways = {"urls": self.gateway_urls, "api_key": spec["run_key"]}
+            gateways["symbols"] = spec["symbols"]
         self.generators = [
             self._actor(
                 GeneratorActor,
                 s,
                 run_id=run_id,
                 backend_handles=self.backends,
-                backend_addresses=addresses,
+                backend_addresses=None if gateways else addresses,
+                gateways=gateways,
             )
             for s in plan.generators
         ]

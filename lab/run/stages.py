@@ -14,14 +14,16 @@ same stage code runs in both; only how ``uses`` become clients differs.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from actors.order_flow import FlowParams
 from actors.risk import RiskLimits
 from actors.routing import first_order_id
 from lab.config import ExperimentConfig
+from lab.config.platform import api_keys
 
-__all__ = ["Stage", "StagePlan", "plan_stages", "flow_params", "START_LEAD_S"]
+__all__ = ["Stage", "StagePlan", "plan_stages", "gateway_spec", "flow_params", "START_LEAD_S"]
 
 #: The start signal reaches every stage this long before its window opens.
 START_LEAD_S = 0.5
@@ -46,8 +48,10 @@ class StagePlan:
     backends: list[Stage]
     generators: list[Stage]
     collector: Stage
-    transport: str  #: how stages call each other on Ray: "ray" or "stream"
+    transport: str  #: how generators reach backends: "ray", "stream" or "http"
     interval_s: float  #: the collector's interval
+    #: with ``transport: http``, what each backend's gateway serves (see :func:`gateway_spec`)
+    gateway: dict | None = None
 
     def all(self) -> list[Stage]:
         """Every stage, in the order they are started."""
@@ -133,7 +137,28 @@ def plan_stages(config: ExperimentConfig) -> StagePlan:
     ]
     polled = tuple(s.name for s in [*shards, *backends, *generators])
     collector = Stage("collector", 0, {}, r.collector.ray_options(), uses=polled)
-    return StagePlan(shards, backends, generators, collector, t.transport, _interval_s(config))
+    gateway = gateway_spec(config) if t.transport == "http" else None
+    return StagePlan(
+        shards, backends, generators, collector, t.transport, _interval_s(config), gateway
+    )
+
+
+def gateway_spec(config: ExperimentConfig) -> dict:
+    """What every backend's gateway serves, with a key of the run's own for its generators.
+
+    The run's key trades any account and lives only as long as the run.
+    """
+    g = config.gateway
+    run_key = secrets.token_urlsafe(24)
+    return {
+        "symbols": config.workload.names,
+        "api_keys": {**api_keys(g), run_key: "*"},
+        "run_key": run_key,
+        "max_body_bytes": g.max_body_bytes,
+        "max_batch": g.max_batch,
+        "host": g.host,
+        "port": g.port,
+    }
 
 
 def _interval_s(config: ExperimentConfig) -> float:

@@ -138,7 +138,7 @@ def sweep(
         vary={k: list(v) for k, v in vary.items()},
         repeat=repeat,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config=base.to_dict(),
+        config=base.to_public_dict(),
         environment=describe_environment(),
         status="failed" if failure else "ok",
         failed_point=failure,

@@ -1,0 +1,215 @@
+"""The gateway's HTTP API (FastAPI), under ``/v1``; the OpenAPI document at ``/v1/openapi.json``.
+
+Status codes: 401 without a valid ``X-API-Key``; 403 for an account the key
+may not trade or an order of another account; 404 for an unknown order; 409
+for a duplicate order id; 413 for a body over ``max_body_bytes`` or a batch
+over ``max_batch``; 415 for a body that is not JSON; 422 for an invalid order
+(with the reason) and for an order the backend's risk checks refuse; 429 when
+the account's order rate limit is hit. A refused order never reaches the
+engine. Bodies are encoded by pydantic's own serializer (its Rust core),
+several times faster than FastAPI's generic encoder for a batch's answer.
+"""
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from actors.gateway import AuthError, Gateway
+from actors.http_models import (
+    SIDE_CODES,
+    TYPE_CODES,
+    BatchIn,
+    BatchOut,
+    BookOut,
+    ModifyIn,
+    OrderIn,
+    OrderOut,
+    OrderState,
+    orders_to_array,
+    reports_to_columns,
+    reports_to_objects,
+    side_name,
+)
+from actors.wire import ORDER_DTYPE
+from engine.messages import NO_PRICE, Action, Reason, ReportKind
+
+__all__ = ["create_app"]
+
+#: HTTP status of an order the backend or the engine refused, by reason.
+_STATUS_OF_REASON = {
+    Reason.DUPLICATE_ORDER_ID: 409,
+    Reason.UNKNOWN_ORDER: 404,
+    Reason.NOT_OWNER: 403,
+    Reason.MAX_ORDER_RATE: 429,
+}
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(
+        title="HFT scaling lab gateway",
+        version="1",
+        openapi_url="/v1/openapi.json",
+        docs_url="/v1/docs",
+        redoc_url=None,
+    )
+    limits = gateway.limits
+
+    async def checked_body(request: Request) -> None:
+        """413 and 415 before the body is parsed."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limits.max_body_bytes:
+            raise HTTPException(413, f"body over {limits.max_body_bytes} bytes")
+        kind = request.headers.get("content-type", "")
+        if not kind.split(";")[0].strip().lower() == "application/json":
+            raise HTTPException(415, "the body must be application/json")
+        if len(await request.body()) > limits.max_body_bytes:
+            raise HTTPException(413, f"body over {limits.max_body_bytes} bytes")
+
+    @app.exception_handler(AuthError)
+    async def _auth(_, exc: AuthError):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    def symbol_of(name: str) -> int:
+        if name not in gateway.symbol_index:
+            raise HTTPException(422, f"unknown symbol {name!r}")
+        return gateway.symbol_index[name]
+
+    async def one(key, symbol: str, row: dict, expect: int = 200) -> Response:
+        """Submit one message and answer with its reports, or the refusal's status."""
+        orders = np.zeros(1, ORDER_DTYPE)
+        orders["symbol"] = symbol_of(symbol)
+        for name, value in row.items():
+            orders[name] = value
+        gateway.check_accounts(key, orders["account"])
+        gateway.assign_ids(orders)
+        reports = await gateway.submit(orders)
+        mine = reports[reports["order_id"] == orders["order_id"][0]]
+        rejects = mine[mine["kind"] == ReportKind.REJECT]
+        if len(rejects):
+            reason = int(rejects["reason"][0])
+            status = _STATUS_OF_REASON.get(reason, 422)
+            raise HTTPException(status, f"rejected: {Reason.name_of(reason)}")
+        body = OrderOut(
+            order_id=int(orders["order_id"][0]),
+            reports=reports_to_objects(mine, gateway.symbols),
+        )
+        return _json(body, expect)
+
+    @app.post(
+        "/v1/orders",
+        response_model=OrderOut,
+        status_code=200,
+        dependencies=[Depends(checked_body)],
+        summary="Enter one order; the answer holds its execution reports.",
+    )
+    async def post_order(order: OrderIn, x_api_key: str | None = Header(None)):
+        if order.action != "NEW":
+            raise HTTPException(422, "POST /v1/orders enters NEW orders; cancel with DELETE")
+        if order.side is None or order.qty is None:
+            raise HTTPException(422, "a NEW order needs side and qty")
+        row = {
+            "account": order.account,
+            "order_id": order.order_id or 0,
+            "price": NO_PRICE if order.price is None else order.price,
+            "qty": order.qty,
+            "action": Action.NEW,
+            "side": SIDE_CODES[order.side],
+            "type": TYPE_CODES[order.type],
+        }
+        return await one(x_api_key, order.symbol, row)
+
+    @app.post(
+        "/v1/orders/batch",
+        response_model=BatchOut,
+        dependencies=[Depends(checked_body)],
+        summary="Enter many orders (NEW, CANCEL or MODIFY); reports come back as columns.",
+    )
+    async def post_batch(
+        batch: BatchIn,
+        x_api_key: str | None = Header(None),
+        client: int | None = Query(None, ge=0, le=1 << 20, description="A load generator's id."),
+    ):
+        if len(batch.orders) > limits.max_batch:
+            raise HTTPException(413, f"a batch holds at most {limits.max_batch} orders")
+        gateway.accounts_of(x_api_key)  # 401 before anything else is looked at
+        try:
+            orders = orders_to_array(batch.orders, gateway.symbol_index)
+        except KeyError as exc:
+            raise HTTPException(422, f"unknown symbol {exc.args[0]!r}") from None
+        gateway.check_accounts(x_api_key, orders["account"])
+        gateway.assign_ids(orders)
+        reports = await gateway.submit(orders, client)
+        return _json(BatchOut(count=len(reports), reports=reports_to_columns(reports)))
+
+    @app.delete("/v1/orders/{symbol}/{order_id}", response_model=OrderOut)
+    async def cancel_order(
+        symbol: str,
+        order_id: int,
+        account: int = Query(..., ge=0, le=(1 << 31) - 1, description="The order's account."),
+        x_api_key: str | None = Header(None),
+    ):
+        _check_id(order_id)
+        row = {"account": account, "order_id": order_id, "action": Action.CANCEL}
+        return await one(x_api_key, symbol, row)
+
+    @app.patch(
+        "/v1/orders/{symbol}/{order_id}",
+        response_model=OrderOut,
+        dependencies=[Depends(checked_body)],
+    )
+    async def modify_order(
+        symbol: str, order_id: int, change: ModifyIn, x_api_key: str | None = Header(None)
+    ):
+        _check_id(order_id)
+        row = {
+            "account": change.account,
+            "order_id": order_id,
+            "action": Action.MODIFY,
+            "qty": change.qty,
+            "price": NO_PRICE if change.price is None else change.price,
+        }
+        return await one(x_api_key, symbol, row)
+
+    @app.get("/v1/orders/{symbol}/{order_id}", response_model=OrderState)
+    async def get_order(symbol: str, order_id: int, x_api_key: str | None = Header(None)):
+        allowed = gateway.accounts_of(x_api_key)
+        _check_id(order_id)
+        found = await gateway.order(symbol_of(symbol), order_id)
+        if found is None or (allowed is not None and found.get("account") not in allowed):
+            raise HTTPException(404, "no such order resting (filled, cancelled or unknown)")
+        side = found.get("side")
+        state = OrderState(
+            symbol=symbol,
+            order_id=order_id,
+            status=found.get("status", "resting"),
+            side=side_name(side) if isinstance(side, int) else side,
+            price=found.get("price"),
+            leaves=found.get("leaves"),
+            account=found.get("account"),
+        )
+        return _json(state)
+
+    @app.get("/v1/book/{symbol}", response_model=BookOut)
+    async def get_book(
+        symbol: str,
+        depth: int = Query(10, ge=1, le=1000),
+        x_api_key: str | None = Header(None),
+    ):
+        gateway.accounts_of(x_api_key)
+        levels = await gateway.book(symbol_of(symbol), depth)
+        return _json(BookOut(symbol=symbol, **levels))
+
+    @app.get("/v1/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "backend": gateway.backend_id}
+
+    return app
+
+
+def _json(body, status: int = 200) -> Response:
+    return Response(body.model_dump_json(), status_code=status, media_type="application/json")
+
+
+def _check_id(order_id: int) -> None:
+    if not 1 <= order_id < (1 << 62):
+        raise HTTPException(422, "order_id must lie in 1 .. 2**62 - 1")
