@@ -145,7 +145,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def cancel_order(
         symbol: str,
         order_id: int,
-        account: int = Query(..., ge=0, le=(1 << 31) - 1, description="The order's account."),
+        account: int = Query(..., ge=1, le=(1 << 31) - 1, description="The order's account."),
         x_api_key: str | None = Header(None),
     ):
         _check_id(order_id)

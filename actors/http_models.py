@@ -42,7 +42,7 @@ _MAX_QTY = (1 << 31) - 1
 OrderId = Annotated[int, Field(ge=1, le=_MAX_ID)]
 Price = Annotated[int, Field(ge=1, le=_MAX_ID, description="Price in ticks.")]
 Qty = Annotated[int, Field(ge=1, le=_MAX_QTY)]
-Account = Annotated[int, Field(ge=0, le=_MAX_QTY)]
+Account = Annotated[int, Field(ge=1, le=_MAX_QTY)]
 
 ACTION_CODES = {"NEW": Action.NEW, "CANCEL": Action.CANCEL, "MODIFY": Action.MODIFY}
 SIDE_CODES = {"B": Side.BUY, "S": Side.SELL}

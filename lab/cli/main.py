@@ -53,6 +53,31 @@ def run(
 
 
 @app.command()
+def serve(
+    config: Path = typer.Argument(..., help="Experiment config (YAML)."),
+    layout: str = typer.Option("single-host", "--layout", help="Named layout in the config."),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="The first gateway's port (backend i: port + i)."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value."),
+) -> None:
+    """Serve the platform (engine shards, backends, HTTP gateways) until Ctrl-C."""
+    from lab.run.experiment import Experiment
+    from lab.run.serve import serve as run_serve
+
+    def ready(where: dict) -> None:
+        for url in where["gateways"]:
+            typer.echo(f"gateway   {url}/v1")
+        typer.echo(f"openapi   {where['openapi']}  (docs: {where['docs']})")
+        typer.echo(f"dashboard {where['dashboard'] or 'none (no Ray on this layout)'}")
+        typer.echo("serving; Ctrl-C stops")
+
+    experiment = Experiment.from_yaml(config, layout=layout, overrides=set_)
+    run_serve(experiment, port, ready)
+    typer.echo("stopped", err=True)
+
+
+@app.command()
 def sweep(
     config: Path = typer.Argument(..., help="Experiment config (YAML)."),
     vary: list[str] = typer.Option(
@@ -168,6 +193,25 @@ def bench_transport(
     from lab.bench.transport import run_transport_bench
 
     result = run_transport_bench(str(config), layout, set_)
+    if json_out:
+        _print_json(result)
+    else:
+        _print_figures(result)
+
+
+@bench_app.command("http")
+def bench_http(
+    config: Path = typer.Argument(Path("configs/quickstart.yaml"), help="The platform's config."),
+    layout: str = typer.Option("single-host", "--layout"),
+    duration: float = typer.Option(5.0, "--duration", min=0.5, help="Measured seconds per leg."),
+    in_flight: int = typer.Option(32, "--in-flight", min=1, help="Requests in flight."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """A bare FastAPI endpoint; one order per request, and 1,000 per batch, via the gateway."""
+    from lab.bench.http import run_http_bench
+
+    result = run_http_bench(str(config), layout, set_, duration_s=duration, in_flight=in_flight)
     if json_out:
         _print_json(result)
     else:

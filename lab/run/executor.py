@@ -36,6 +36,15 @@ class Executor(Protocol):
         stage dies or a deadline passes.
         """
 
+    def serve(self) -> None:
+        """Serve the gateways until interrupted (built with ``serving=True``)."""
+
+    def serve_while(self, work: Callable[[], object]) -> object:
+        """Run ``work()`` while the gateways serve; its result (``lab bench http``)."""
+
+    def dashboard_url(self) -> str | None:
+        """Where the run can be watched, if anywhere."""
+
     def shutdown(self) -> None:
         """Remove every stage."""
 
@@ -52,14 +61,16 @@ def runtime_for(layout: Layout):
 
 
 @contextmanager
-def open_executor(config: ExperimentConfig, layout: Layout, run_id: str) -> Iterator[Executor]:
-    """The executor of one run on ``layout``, removed when the block ends."""
+def open_executor(
+    config: ExperimentConfig, layout: Layout, run_id: str, serving: bool = False
+) -> Iterator[Executor]:
+    """The executor of one run on ``layout`` (``serving``: of ``lab serve``), removed after."""
     with runtime_for(layout):
         if layout.kind == "inprocess":
             from lab.run.inprocess import InProcessExecutor as chosen
         else:
             from lab.run.ray_executor import RayExecutor as chosen
-        executor = chosen(config, layout, run_id)
+        executor = chosen(config, layout, run_id, serving)
         try:
             yield executor
         finally:

@@ -42,11 +42,13 @@ _PROGRESS_S = 0.5
 class InProcessExecutor:
     """The stages of one run in this process; ``run()`` drives it."""
 
-    def __init__(self, config: ExperimentConfig, layout: Layout, run_id: str):
+    def __init__(
+        self, config: ExperimentConfig, layout: Layout, run_id: str, serving: bool = False
+    ):
         self.config = config
         self.run_id = run_id
         self._loop = asyncio.new_event_loop()
-        plan = plan_stages(config)
+        plan = plan_stages(config, serving)
         self.shards = [EngineShard(**s.kwargs) for s in plan.shards]
         shard_clients = [LocalShardClient(s) for s in self.shards]
         self.backends = [Backend(shards=shard_clients, **s.kwargs) for s in plan.backends]
@@ -136,6 +138,17 @@ class InProcessExecutor:
             "resting": {f"engine-{i}": s.resting() for i, s in enumerate(self.shards)},
             **self.collector.summary(),
         }
+
+    def serve(self) -> None:
+        """Serve until interrupted (``lab serve``): the gateways answer while the loop runs."""
+        self._loop.run_until_complete(asyncio.Event().wait())
+
+    def serve_while(self, work):
+        """``work()`` in a thread while the gateways serve on this loop; its result."""
+        return self._loop.run_until_complete(asyncio.to_thread(work))
+
+    def dashboard_url(self) -> None:
+        return None  # no Ray, no dashboard
 
     def _journals(self) -> list:
         if not self.config.topology.journal:

@@ -48,7 +48,9 @@ _THIS_HOST = ("local", "emulated", "netns")
 class RayExecutor:
     """The actors of one run; ``run()`` drives it, ``shutdown()`` removes it."""
 
-    def __init__(self, config: ExperimentConfig, layout: Layout, run_id: str):
+    def __init__(
+        self, config: ExperimentConfig, layout: Layout, run_id: str, serving: bool = False
+    ):
         self.config = config
         self.run_id = run_id
         self.namespace = f"lab-{run_id}"
@@ -57,10 +59,10 @@ class RayExecutor:
         check_fit(config, layout, ray.cluster_resources(), live, Placement(layout))
         if layout.kind in _THIS_HOST and not config.topology.noop:
             _compile_kernels()
-        plan = plan_stages(config)
+        plan = plan_stages(config, serving)
         # With the stream transport each stage serves its own TCP stream; over HTTP,
         # backends reach shards (and each other's accounts) over streams too.
-        stream = plan.transport in ("stream", "http")
+        stream = plan.transport in ("stream", "http") or plan.gateway is not None
         self.shards = [self._actor(ShardActor, s, run_id=run_id) for s in plan.shards]
         shard_addresses = _stream_addresses(self.shards) if stream else None
         self.backends = [
@@ -182,6 +184,22 @@ class RayExecutor:
             **_get(self.collector.summary.remote(), _CALL_S, "collector-0"),
         }
 
+    def serve(self) -> None:
+        """Serve until interrupted (``lab serve``); a stage's death ends it, naming the stage."""
+        watches = {h.watch.remote(): n for n, h in zip(self.names, self._all, strict=True)}
+        while True:
+            dead, _ = ray.wait(list(watches), num_returns=1, timeout=1.0)
+            if dead:
+                raise LabError(f"{watches[dead[0]]} died: {_cause(dead[0])}")
+
+    def serve_while(self, work):
+        """``work()`` while the gateways serve (they do, in their actors); its result."""
+        return work()
+
+    def dashboard_url(self) -> str | None:
+        url = ray._private.worker.get_dashboard_url()
+        return f"http://{url}" if url and "://" not in url else url or None
+
     def _failed(self, reason: str) -> RunFailed:
         """The error that ends a run, with what was measured up to now (best effort)."""
         partial = {"tallies": [], "series": [], "actors": {}, "failed_polls": 0}
@@ -240,6 +258,10 @@ def _cause(ref) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)  # a RayTaskError: name the error inside the actor
+    if isinstance(cause, Exception):
+        text = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {text[0] if text else ''}"[:500]
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:500]
 

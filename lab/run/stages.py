@@ -74,8 +74,12 @@ def flow_params(config: ExperimentConfig) -> FlowParams:
     )
 
 
-def plan_stages(config: ExperimentConfig) -> StagePlan:
-    """Every stage of a run of ``config`` and what it uses."""
+def plan_stages(config: ExperimentConfig, serving: bool = False) -> StagePlan:
+    """Every stage of a run of ``config`` and what it uses.
+
+    ``serving`` (``lab serve``): the platform alone, shards and backends with their
+    gateways, and no load generators; outside clients send the orders.
+    """
     t, r, w = config.topology, config.resources, config.workload
     shards = [
         Stage(
@@ -133,11 +137,11 @@ def plan_stages(config: ExperimentConfig) -> StagePlan:
             r.generator.ray_options(),
             uses=tuple(b.name for b in backends),
         )
-        for i in range(t.generators)
+        for i in range(0 if serving else t.generators)
     ]
     polled = tuple(s.name for s in [*shards, *backends, *generators])
     collector = Stage("collector", 0, {}, r.collector.ray_options(), uses=polled)
-    gateway = gateway_spec(config) if t.transport == "http" else None
+    gateway = gateway_spec(config) if serving or t.transport == "http" else None
     return StagePlan(
         shards, backends, generators, collector, t.transport, _interval_s(config), gateway
     )

@@ -1,0 +1,119 @@
+"""The platform over HTTP: runs with ``transport: http`` (in-process and on Ray), ``lab serve``
+and ``lab bench http``, with API keys that never reach a stored result."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lab import Experiment
+from lab.store.result_store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+SHORT = ["experiment.duration_s=2", "experiment.warmup_s=0.5", "topology.transport=http"]
+SECRET = "never-stored-0123456789"
+
+
+def _run(tmp_path, layout, monkeypatch):
+    monkeypatch.setenv("LAB_API_KEYS", json.dumps({SECRET: [1, 2, 3]}))
+    url = f"sqlite:///{tmp_path}/results.sqlite"
+    experiment = Experiment.from_yaml(
+        QUICKSTART, layout=layout, overrides=[*SHORT, f"results.url={url}"]
+    )
+    result = experiment.run()
+    with ResultStore.open(url) as store:
+        stored = json.dumps(store.get_run(result.run_id))
+    return result, stored
+
+
+@pytest.mark.parametrize("layout", ["in-process", "single-host"])
+def test_a_run_over_http_answers_every_order_and_stores_no_key(
+    layout, tmp_path, monkeypatch, request
+):
+    if layout == "single-host":
+        request.getfixturevalue("ray_session")
+    result, stored = _run(tmp_path, layout, monkeypatch)
+    assert result.status == "ok" and result.errors == 0, result.first_error
+    assert result.orders_acked > 0 and result.fills > 0
+    assert result.config["topology"]["transport"] == "http"
+    assert SECRET not in stored and "<key 1 of" not in stored  # LAB_API_KEYS is not config
+
+
+def _post(url, body, key):
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"X-API-Key": key, "Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+def test_lab_serve_prints_where_it_serves_takes_orders_and_stops_on_ctrl_c():
+    env = {**os.environ, "LAB_API_KEYS": json.dumps({SECRET: "*"})}
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "lab", "serve", str(QUICKSTART), "--layout", "in-process"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("serving") for line in lines):
+            assert time.monotonic() < deadline and serving.poll() is None, serving.stderr.read()
+            lines.append(serving.stdout.readline())
+        gateways = [line.split()[1] for line in lines if line.startswith("gateway")]
+        assert len(gateways) == 2  # one per backend
+        assert any(line.startswith("openapi") for line in lines)
+        order = {"symbol": "S3", "side": "S", "price": 10_000, "qty": 2, "account": 5}
+        status, body = _post(f"{gateways[1]}/orders", order, SECRET)
+        assert status == 200 and body["reports"][0]["kind"] == "ACK"
+        with urllib.request.urlopen(f"{gateways[0]}/healthz", timeout=30) as answer:
+            assert json.loads(answer.read())["status"] == "ok"
+        serving.send_signal(signal.SIGINT)
+        assert serving.wait(timeout=60) == 0
+        assert "stopped" in serving.stderr.read()
+        assert SECRET not in "".join(lines)
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+
+
+def test_lab_serve_without_a_key_says_how_to_give_one():
+    env = {k: v for k, v in os.environ.items() if k != "LAB_API_KEYS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "serve", str(QUICKSTART), "--layout", "in-process"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "LAB_API_KEYS" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_lab_bench_http_prints_its_three_figures():
+    done = subprocess.run(
+        [sys.executable, "-m", "lab", "bench", "http", "--layout", "in-process"]
+        + ["--duration", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    assert figures["bare_rps"] > 0 and figures["per_order_rps"] > 0
+    assert figures["batch_orders_per_s"] == pytest.approx(figures["batch_rps"] * 1000)
+    for leg in ("bare", "per_order", "batch"):
+        assert figures[leg]["failed"] == 0, figures[leg]
