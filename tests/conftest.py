@@ -1,8 +1,11 @@
-"""Shared fixtures, and the check that the services the suite needs are up.
+"""Shared fixtures, and the PostgreSQL and Redis the suite runs against.
 
-The suite talks to a real PostgreSQL and a real Redis. Where either is
-missing, the run stops at once with a message that names it and says how to
-point the tests elsewhere, instead of failing test by test.
+The suite talks to a real PostgreSQL and a real Redis: the ones at
+``LAB_TEST_POSTGRES_URL`` and ``LAB_TEST_REDIS_URL`` (default: 127.0.0.1's) when they
+answer, else throwaway ones that ``tests/servers.py`` starts from packages of the dev
+extra and removes at the end. Where neither can be had, the run stops at once with a
+message that names what is missing and says how to point the tests elsewhere, instead
+of failing test by test.
 """
 
 import os
@@ -11,44 +14,40 @@ import sys
 
 import pytest
 
-POSTGRES_URL = os.environ.get("LAB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("LAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+try:
+    from tests import servers
+except ModuleNotFoundError:  # run as `pytest`, not `python -m pytest`: only tests/ is on the path
+    import servers
 
-
-def _missing_services() -> list[str]:
-    missing = []
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as exc:  # any failure means the suite cannot use it
-        missing.append(
-            f"PostgreSQL at {POSTGRES_URL} ({type(exc).__name__}: {str(exc).strip()[:200]}); "
-            "start it, or set LAB_TEST_POSTGRES_URL"
-        )
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        missing.append(
-            f"Redis at {REDIS_URL} ({type(exc).__name__}: {exc}); "
-            "start it, or set LAB_TEST_REDIS_URL"
-        )
-    return missing
+#: The URLs the tests use; resolved (and exported to the environment, for subprocesses
+#: and later imports) at session start.
+POSTGRES_URL = os.environ.get("LAB_TEST_POSTGRES_URL", servers.POSTGRES_DEFAULT_URL)
+REDIS_URL = os.environ.get("LAB_TEST_REDIS_URL", servers.REDIS_DEFAULT_URL)
 
 
 def pytest_sessionstart(session):
-    missing = _missing_services()
+    global POSTGRES_URL, REDIS_URL
+    resolved, missing = {}, []
+    for name, ensure, url in [
+        ("POSTGRES", servers.ensure_postgres, POSTGRES_URL),
+        ("REDIS", servers.ensure_redis, REDIS_URL),
+    ]:
+        try:
+            resolved[name] = ensure(url)
+        except servers.ServerUnavailable as exc:
+            missing.append(str(exc))
     if missing:
+        for server in resolved.values():
+            if server.throwaway is not None:
+                server.throwaway.stop()
         lines = "\n  - ".join(missing)
         sys.stderr.write(
             f"\nThe test suite needs these services, which are not reachable:\n  - {lines}\n"
         )
         pytest.exit("required services missing (see above)", returncode=3)
+    POSTGRES_URL, REDIS_URL = resolved["POSTGRES"].url, resolved["REDIS"].url
+    os.environ["LAB_TEST_POSTGRES_URL"], os.environ["LAB_TEST_REDIS_URL"] = POSTGRES_URL, REDIS_URL
+    sys.stderr.write(f"test servers: {resolved['POSTGRES'].note}; {resolved['REDIS'].note}\n")
 
 
 def free_port() -> int:
@@ -60,6 +59,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

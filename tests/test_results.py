@@ -10,8 +10,7 @@ import pytest
 
 from lab.errors import ConfigError, LabError
 from lab.store.result_store import ResultStore, new_run_id
-
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import POSTGRES_URL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
