@@ -137,7 +137,10 @@ def test_config_is_immutable():
             "experiment.warmup_s: must be less than duration_s (3), got 3",
         ),
         ("workload: {stp: always}", "workload.stp: expected one of 'none' or 'cancel-newest'"),
-        ("topology: {transport: pigeon}", "topology.transport: expected one of 'ray', 'stream' or 'http'"),
+        (
+            "topology: {transport: pigeon}",
+            "topology.transport: expected one of 'ray', 'stream' or 'http'",
+        ),
         ("workload: {rate: fast}", "workload.rate: expected a positive number of orders/s"),
         ("workload: {rate: 0}", "workload.rate: expected a positive number of orders/s"),
         ("workload: {rate: true}", "workload.rate: expected a positive number of orders/s"),
