@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from actors.partition import split
+from actors.platform_stores import PlatformStores, StoresSpec
 from actors.risk import RiskBook, RiskLimits
 from actors.routing import generator_of_order, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
@@ -54,6 +55,7 @@ class Backend:
         limits: RiskLimits = RiskLimits(),
         noop: bool = False,
         clock=time.monotonic,
+        stores: StoresSpec | None = None,
     ):
         self.backend_id = backend_id
         self.n_backends = n_backends
@@ -72,6 +74,8 @@ class Backend:
         self._sending = False
         #: per client that named itself: ids of its resting orders others filled away
         self._makers_done: dict[int, list[np.ndarray]] = {}
+        #: the platform's Redis cache and PostgreSQL journal, when the config has them
+        self.stores = PlatformStores(stores) if stores is not None else None
 
     def warm_up(self) -> None:
         """Compile (or load) the risk and routing kernels, as :meth:`EngineShard.warm_up` does."""
@@ -188,8 +192,11 @@ class Backend:
                     self.risk.apply(part, reports)
                     self.risk.apply_maker_fills(maker_fills)
                 out.append(reports)
+            persisted = None
             if out:
                 reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
+                if self.stores is not None:
+                    persisted = _reached_shards(combined, parts, replies, symbols), reports.copy()
                 self._note_makers_done(reports)
                 index = reports["seq"].copy()
                 reports["seq"] = original_seq[index]
@@ -197,7 +204,14 @@ class Backend:
             else:
                 results = [_NO_REPORTS] * len(batches)
         self.stats.busy_ns += span.cpu_ns
+        if persisted is not None:  # with durability sync, answered once committed
+            await self.stores.persist(*persisted, original_seq)
         return [failed.get(k, result) for k, result in enumerate(results)]
+
+    async def close_stores(self) -> None:
+        """Wait for every journal and cache write, then disconnect (the run's end)."""
+        if self.stores is not None:
+            await self.stores.close()
 
     def _note_makers_done(self, reports: np.ndarray) -> None:
         """Keep, for each known client, its resting orders that these fills finished.
@@ -229,6 +243,17 @@ class Backend:
 
 
 _NO_REPORTS = np.empty(0, dtype=REPORT_DTYPE)
+
+
+def _reached_shards(combined, parts, replies, symbols) -> np.ndarray:
+    """The messages whose shard answered, with their global symbols back."""
+    reached = np.zeros(len(combined), dtype=np.bool_)
+    for (_, part), reply in zip(parts, replies, strict=True):
+        if not isinstance(reply, BaseException):
+            reached[part["seq"]] = True
+    out = compress(combined, reached)
+    out["symbol"] = symbols[out["seq"]]
+    return out
 
 
 def _by_owner(reports: np.ndarray, owner: np.ndarray, n: int) -> list[np.ndarray]:

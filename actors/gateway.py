@@ -70,7 +70,7 @@ class Gateway:
         symbols: Sequence[str],
         api_keys: Mapping[str, Sequence[int] | str],
         limits: GatewayLimits = _DEFAULT_LIMITS,
-        cache=None,
+        stores=None,
     ):
         self.backend_id = backend_id
         self.backends = list(backends)
@@ -78,7 +78,8 @@ class Gateway:
         self.symbols = list(symbols)
         self.symbol_index = {name: i for i, name in enumerate(self.symbols)}
         self.limits = limits
-        self.cache = cache  #: an OrderCache, when the platform keeps order state in Redis
+        #: the backend's PlatformStores: with a cache, order states come from Redis
+        self.stores = stores
         self._keys = {
             key.encode(): None if accounts == ANY_ACCOUNT else frozenset(accounts)
             for key, accounts in api_keys.items()
@@ -131,7 +132,8 @@ class Gateway:
 
     async def order(self, symbol: int, order_id: int) -> dict | None:
         """An order's current state: from the cache if there is one, else the shard's book."""
-        if self.cache is not None:
-            return await self.cache.get_order(self.symbols[symbol], order_id)
+        if self.stores is not None and self.stores.spec.cache:
+            await self.stores.open()
+            return await self.stores.cache.get_order(symbol, order_id)
         shard = int(shard_of_symbol(symbol, len(self.shards)))
         return await self.shards[shard].order(symbol, order_id)

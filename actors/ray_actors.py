@@ -201,6 +201,7 @@ class BackendActor(_Located, Backend):
             spec["symbols"],
             spec["api_keys"],
             GatewayLimits(spec["max_body_bytes"], spec["max_batch"]),
+            stores=self.stores,
         )
         self._http = HttpServer(create_app(self._gateway))
         port = spec["port"] + self.backend_id if spec["port"] else 0

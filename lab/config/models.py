@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from lab.config.base import Bool, Float, Int, Section, Str
-from lab.config.platform import GatewayConfig
+from lab.config.platform import GatewayConfig, PlatformConfig
 from lab.errors import ConfigError
 
 __all__ = [
@@ -416,6 +416,7 @@ class ExperimentConfig(Section):
     capacity: CapacityConfig = Field(default_factory=CapacityConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    platform: PlatformConfig = Field(default_factory=PlatformConfig)
     #: named layouts; ``single-host`` (one local Ray node) is always there unless redefined
     layouts: dict[Str, Layout] = Field(default_factory=dict, validate_default=True)
 

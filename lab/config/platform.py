@@ -1,4 +1,4 @@
-"""The platform's own sections: the HTTP gateway in front of the backends.
+"""The platform's own sections: the HTTP gateway in front of the backends, and its stores.
 
 ``gateway.api_keys`` maps each key to the accounts it may trade (a list, or
 ``"*"`` for any); ``LAB_API_KEYS`` adds keys in the same mapping as JSON, so
@@ -13,12 +13,12 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from lab.config.base import Int, Section, Str
 from lab.errors import ConfigError
 
-__all__ = ["GatewayConfig", "api_keys", "API_KEYS_ENV"]
+__all__ = ["GatewayConfig", "PlatformConfig", "api_keys", "API_KEYS_ENV"]
 
 API_KEYS_ENV = "LAB_API_KEYS"
 Accounts = list[Int] | Literal["*"]
@@ -33,6 +33,34 @@ class GatewayConfig(Section):
     host: Str = "0.0.0.0"
     #: the first backend's gateway port (backend i serves on port + i); 0: any free ports
     port: Int = Field(0, ge=0, le=65535)
+
+
+class PlatformConfig(Section):
+    """The ``platform`` section: what the backends keep outside themselves (both off by default).
+
+    ``cache``: each order's state in Redis; ``journal``: every accepted order and
+    every fill in PostgreSQL, acknowledged after the commit (``durability: sync``)
+    or after the queue (``async``).
+    """
+
+    cache: Str | None = None  #: redis://host:port/db
+    journal: Str | None = None  #: postgresql://…
+    durability: Literal["sync", "async"] = "sync"
+    journal_schema: Str = Field("lab_journal", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    @field_validator("cache")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected a redis:// URL, got {url!r}")
+        return url
+
+    @field_validator("journal")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL")
+        return url
 
 
 def api_keys(gateway: GatewayConfig, env: Mapping[str, str] | None = None) -> dict[str, Accounts]:

@@ -48,7 +48,7 @@ class InProcessExecutor:
         self.config = config
         self.run_id = run_id
         self._loop = asyncio.new_event_loop()
-        plan = plan_stages(config, serving)
+        plan = plan_stages(config, serving, run_id)
         self.shards = [EngineShard(**s.kwargs) for s in plan.shards]
         shard_clients = [LocalShardClient(s) for s in self.shards]
         self.backends = [Backend(shards=shard_clients, **s.kwargs) for s in plan.backends]
@@ -74,7 +74,8 @@ class InProcessExecutor:
         queries = [LocalShardClient(s) for s in self.shards]
         limits = GatewayLimits(spec["max_body_bytes"], spec["max_batch"])
         for i in range(len(self.backends)):
-            gateway = Gateway(i, peers, queries, spec["symbols"], spec["api_keys"], limits)
+            stores = self.backends[i].stores
+            gateway = Gateway(i, peers, queries, spec["symbols"], spec["api_keys"], limits, stores)
             server = HttpServer(create_app(gateway))
             port = await server.start(spec["host"], spec["port"] + i if spec["port"] else 0)
             self._servers.append(server)
@@ -132,6 +133,8 @@ class InProcessExecutor:
                 task.cancel()
             await self.collector.stop()
             await collecting
+        # Every journal and cache write of the run lands before the run counts as done.
+        await asyncio.gather(*(b.close_stores() for b in self.backends))
         return {
             "tallies": [task.result() for task in runs],
             "journals": self._journals(),

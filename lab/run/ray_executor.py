@@ -59,7 +59,7 @@ class RayExecutor:
         check_fit(config, layout, ray.cluster_resources(), live, Placement(layout))
         if layout.kind in _THIS_HOST and not config.topology.noop:
             _compile_kernels()
-        plan = plan_stages(config, serving)
+        plan = plan_stages(config, serving, run_id)
         # With the stream transport each stage serves its own TCP stream; over HTTP,
         # backends reach shards (and each other's accounts) over streams too.
         stream = plan.transport in ("stream", "http") or plan.gateway is not None
@@ -167,6 +167,9 @@ class RayExecutor:
             if on_progress is not None:
                 on_progress(_get(self.collector.progress.remote(), _CALL_S, "collector-0"))
         tallies = [_get(r, _CALL_S, f"loadgen-{i}") for i, r in enumerate(runs)]
+        # Every journal and cache write of the run lands before the run counts as done.
+        closing = [b.close_stores.remote() for b in self.backends]
+        _get(closing, _READY_TIMEOUT_S, "the backends' journal and cache")
         shard_refs = [s.resting.remote() for s in self.shards]
         resting = _get(shard_refs, _CALL_S, "the shards' resting orders")
         _get(self.collector.stop.remote(), _CALL_S, "collector-0")

@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 
 from actors.order_flow import FlowParams
+from actors.platform_stores import StoresSpec
 from actors.risk import RiskLimits
 from actors.routing import first_order_id
 from lab.config import ExperimentConfig
@@ -74,7 +75,7 @@ def flow_params(config: ExperimentConfig) -> FlowParams:
     )
 
 
-def plan_stages(config: ExperimentConfig, serving: bool = False) -> StagePlan:
+def plan_stages(config: ExperimentConfig, serving: bool = False, run_id: str = "") -> StagePlan:
     """Every stage of a run of ``config`` and what it uses.
 
     ``serving`` (``lab serve``): the platform alone, shards and backends with their
@@ -100,6 +101,7 @@ def plan_stages(config: ExperimentConfig, serving: bool = False) -> StagePlan:
         for i in range(t.engines)
     ]
     limits = RiskLimits(**config.risk.model_dump())
+    stores = stores_spec(config, run_id)
     backends = [
         Stage(
             "backend",
@@ -111,6 +113,7 @@ def plan_stages(config: ExperimentConfig, serving: bool = False) -> StagePlan:
                 n_accounts=w.accounts,
                 limits=limits,
                 noop=t.noop,
+                stores=stores,
             ),
             r.backend.ray_options(),
             uses=tuple(s.name for s in shards),
@@ -145,6 +148,14 @@ def plan_stages(config: ExperimentConfig, serving: bool = False) -> StagePlan:
     return StagePlan(
         shards, backends, generators, collector, t.transport, _interval_s(config), gateway
     )
+
+
+def stores_spec(config: ExperimentConfig, run_id: str) -> StoresSpec | None:
+    """The backends' cache and journal, if the config has either."""
+    p = config.platform
+    if p.cache is None and p.journal is None:
+        return None
+    return StoresSpec(run_id, p.cache, p.journal, p.durability, p.journal_schema)
 
 
 def gateway_spec(config: ExperimentConfig) -> dict:
