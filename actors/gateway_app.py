@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from actors.backend import ShardFailed
 from actors.gateway import AuthError, Gateway
 from actors.http_models import (
     SIDE_CODES,
@@ -21,8 +22,9 @@ from actors.http_models import (
     BatchIn,
     BatchOut,
     BookOut,
+    ErrorOut,
     ModifyIn,
-    OrderIn,
+    NewOrderIn,
     OrderOut,
     OrderState,
     orders_to_array,
@@ -30,10 +32,27 @@ from actors.http_models import (
     reports_to_objects,
     side_name,
 )
+from actors.trade_journal import JournalError
 from actors.wire import ORDER_DTYPE
 from engine.messages import NO_PRICE, Action, Reason, ReportKind
 
 __all__ = ["create_app"]
+
+#: Every refusal the API documents: all have ``{"detail": ...}`` bodies.
+_ERRORS = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (401, "No valid X-API-Key."),
+        (403, "An account this key may not trade, or another account's order."),
+        (404, "No such order."),
+        (409, "A duplicate order id."),
+        (413, "A body or batch over the gateway's limits."),
+        (415, "A body that is not application/json."),
+        (422, "An invalid order, or one the risk checks refuse; the detail says why."),
+        (429, "The account's order rate limit."),
+        (503, "A shard (or the journal) did not answer."),
+    )
+}
 
 #: HTTP status of an order the backend or the engine refused, by reason.
 _STATUS_OF_REASON = {
@@ -69,6 +88,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def _auth(_, exc: AuthError):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
+    @app.exception_handler(ShardFailed)
+    @app.exception_handler(JournalError)
+    async def _unavailable(_, exc: Exception):
+        return JSONResponse({"detail": f"unavailable: {exc}"}, status_code=503)
+
     def symbol_of(name: str) -> int:
         if name not in gateway.symbol_index:
             raise HTTPException(422, f"unknown symbol {name!r}")
@@ -98,15 +122,12 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.post(
         "/v1/orders",
         response_model=OrderOut,
+        responses=_ERRORS,
         status_code=200,
         dependencies=[Depends(checked_body)],
         summary="Enter one order; the answer holds its execution reports.",
     )
-    async def post_order(order: OrderIn, x_api_key: str | None = Header(None)):
-        if order.action != "NEW":
-            raise HTTPException(422, "POST /v1/orders enters NEW orders; cancel with DELETE")
-        if order.side is None or order.qty is None:
-            raise HTTPException(422, "a NEW order needs side and qty")
+    async def post_order(order: NewOrderIn, x_api_key: str | None = Header(None)):
         row = {
             "account": order.account,
             "order_id": order.order_id or 0,
@@ -121,6 +142,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.post(
         "/v1/orders/batch",
         response_model=BatchOut,
+        responses=_ERRORS,
         dependencies=[Depends(checked_body)],
         summary="Enter many orders (NEW, CANCEL or MODIFY); reports come back as columns.",
     )
@@ -141,7 +163,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         reports = await gateway.submit(orders, client)
         return _json(BatchOut(count=len(reports), reports=reports_to_columns(reports)))
 
-    @app.delete("/v1/orders/{symbol}/{order_id}", response_model=OrderOut)
+    @app.delete("/v1/orders/{symbol}/{order_id}", response_model=OrderOut, responses=_ERRORS)
     async def cancel_order(
         symbol: str,
         order_id: int,
@@ -155,6 +177,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.patch(
         "/v1/orders/{symbol}/{order_id}",
         response_model=OrderOut,
+        responses=_ERRORS,
         dependencies=[Depends(checked_body)],
     )
     async def modify_order(
@@ -170,7 +193,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         }
         return await one(x_api_key, symbol, row)
 
-    @app.get("/v1/orders/{symbol}/{order_id}", response_model=OrderState)
+    @app.get("/v1/orders/{symbol}/{order_id}", response_model=OrderState, responses=_ERRORS)
     async def get_order(symbol: str, order_id: int, x_api_key: str | None = Header(None)):
         allowed = gateway.accounts_of(x_api_key)
         _check_id(order_id)
@@ -189,7 +212,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         )
         return _json(state)
 
-    @app.get("/v1/book/{symbol}", response_model=BookOut)
+    @app.get("/v1/book/{symbol}", response_model=BookOut, responses=_ERRORS)
     async def get_book(
         symbol: str,
         depth: int = Query(10, ge=1, le=1000),

@@ -11,7 +11,7 @@ client turns back into an array in one pass per field instead of one object
 per report.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,12 +21,14 @@ from engine.messages import NO_PRICE, REPORT_DTYPE, Action, OrderType, Reason, R
 
 __all__ = [
     "OrderIn",
+    "NewOrderIn",
     "BatchIn",
     "ModifyIn",
     "ReportOut",
     "OrderOut",
     "BatchOut",
     "BookOut",
+    "ErrorOut",
     "OrderState",
     "orders_to_array",
     "reports_to_objects",
@@ -78,6 +80,18 @@ class OrderIn(_Body):
     action: Literal["NEW", "CANCEL", "MODIFY"] = "NEW"
 
 
+class NewOrderIn(_Body):
+    """``POST /v1/orders``: one NEW order."""
+
+    symbol: str = Field(max_length=64)
+    side: Literal["B", "S"]
+    type: Literal["LIMIT", "MARKET", "IOC", "FOK"] = "LIMIT"
+    price: Price | None = Field(None, description="Left out for a MARKET order.")
+    qty: Qty
+    account: Account
+    order_id: OrderId | None = Field(None, description="Assigned by the gateway if left out.")
+
+
 class BatchIn(_Body):
     orders: list[OrderIn]
 
@@ -111,6 +125,10 @@ class BatchOut(BaseModel):
     reports: dict[str, list[int]] = Field(
         description="One list per report field (see engine.REPORT_DTYPE), one entry per report."
     )
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, Any]]
 
 
 class BookLevel(BaseModel):
