@@ -232,6 +232,9 @@ def test_ctrl_c_stops_and_removes_the_throwaway_servers(session_dir, scratch_tmp
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell that started this suite in the background left SIGINT ignored, and
+        # an ignored signal stays ignored across exec: give the child Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         lines = []

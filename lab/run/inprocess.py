@@ -13,6 +13,7 @@ measured (:class:`~lab.errors.RunFailed`).
 
 import asyncio
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -143,8 +144,19 @@ class InProcessExecutor:
         }
 
     def serve(self) -> None:
-        """Serve until interrupted (``lab serve``): the gateways answer while the loop runs."""
-        self._loop.run_until_complete(asyncio.Event().wait())
+        """Serve until SIGINT or SIGTERM (``lab serve``): the gateways answer while the loop runs.
+
+        The loop takes the signals itself: a KeyboardInterrupt raised wherever the
+        loop happened to be could land inside a server's own task and be lost there.
+        """
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, stop.set)
+        try:
+            self._loop.run_until_complete(stop.wait())
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.remove_signal_handler(sig)
 
     def serve_while(self, work):
         """``work()`` in a thread while the gateways serve on this loop; its result."""
