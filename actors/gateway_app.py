@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from actors.backend import ShardFailed
-from actors.gateway import AuthError, Gateway
+from actors.gateway import AuthError, Gateway, GatewayLimits
 from actors.http_models import (
     SIDE_CODES,
     TYPE_CODES,
@@ -32,11 +32,12 @@ from actors.http_models import (
     reports_to_objects,
     side_name,
 )
+from actors.http_server import HttpServer
 from actors.trade_journal import JournalError
 from actors.wire import ORDER_DTYPE
 from engine.messages import NO_PRICE, Action, Reason, ReportKind
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "serve_gateway"]
 
 #: Every refusal the API documents: all have ``{"detail": ...}`` bodies.
 _ERRORS = {
@@ -61,6 +62,19 @@ _STATUS_OF_REASON = {
     Reason.NOT_OWNER: 403,
     Reason.MAX_ORDER_RATE: 429,
 }
+
+
+async def serve_gateway(backend_id: int, peers, shards, spec: dict, stores=None):
+    """Backend ``backend_id``'s gateway, served on this loop from ``spec`` (a run's plan).
+
+    ``spec["port"]``: the first backend's port, backend i serving on port + i; 0 (or
+    none): a free port. Returns the server (to close) and its port.
+    """
+    limits = GatewayLimits(spec["max_body_bytes"], spec["max_batch"])
+    gateway = Gateway(backend_id, peers, shards, spec["symbols"], spec["api_keys"], limits, stores)
+    server = HttpServer(create_app(gateway))
+    port = spec["port"] + backend_id if spec["port"] else 0
+    return server, await server.start(spec["host"], port)
 
 
 def create_app(gateway: Gateway) -> FastAPI:

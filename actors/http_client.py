@@ -12,19 +12,15 @@ import aiohttp
 import numpy as np
 import orjson
 
-from actors.http_models import columns_to_reports
-from engine.messages import Action, OrderType, Side
+from actors.http_models import ACTION_CODES, SIDE_CODES, TYPE_CODES, columns_to_reports
+from engine.messages import Action
 
 __all__ = ["HttpBackendClient", "HttpError", "orders_json", "http_clients"]
 
-_ACTIONS = {Action.NEW: "NEW", Action.CANCEL: "CANCEL", Action.MODIFY: "MODIFY"}
-_SIDES = {Side.BUY: "B", Side.SELL: "S"}
-_TYPES = {
-    OrderType.LIMIT: "LIMIT",
-    OrderType.MARKET: "MARKET",
-    OrderType.IOC: "IOC",
-    OrderType.FOK: "FOK",
-}
+# The JSON words of the codes, as the gateway reads them.
+_ACTIONS = {code: word for word, code in ACTION_CODES.items()}
+_SIDES = {code: word for word, code in SIDE_CODES.items()}
+_TYPES = {code: word for word, code in TYPE_CODES.items()}
 
 
 class HttpError(RuntimeError):

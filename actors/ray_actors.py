@@ -20,11 +20,9 @@ from ray.util import metrics
 from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
-from actors.gateway import Gateway, GatewayLimits
-from actors.gateway_app import create_app
+from actors.gateway_app import serve_gateway
 from actors.heap import settle_heap
 from actors.http_client import http_clients
-from actors.http_server import HttpServer
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.local import LocalBackendClient
 from actors.order_flow import OrderFlow
@@ -194,18 +192,8 @@ class BackendActor(_Located, Backend):
             LocalBackendClient(self) if i == self.backend_id else StreamBackendClient(a)
             for i, a in enumerate(peer_addresses)
         ]
-        self._gateway = Gateway(
-            self.backend_id,
-            peers,
-            [RayShardClient(h) for h in shard_handles],
-            spec["symbols"],
-            spec["api_keys"],
-            GatewayLimits(spec["max_body_bytes"], spec["max_batch"]),
-            stores=self.stores,
-        )
-        self._http = HttpServer(create_app(self._gateway))
-        port = spec["port"] + self.backend_id if spec["port"] else 0
-        port = await self._http.start(spec["host"], port)
+        shards = [RayShardClient(h) for h in shard_handles]
+        self._http, port = await serve_gateway(self.backend_id, peers, shards, spec, self.stores)
         return f"http://{ray.util.get_node_ip_address()}:{port}"
 
     async def take_stats(self) -> dict:

@@ -20,8 +20,7 @@ from pathlib import Path
 from actors.backend import Backend
 from actors.collector import Collector
 from actors.engine_shard import EngineShard
-from actors.gateway import Gateway, GatewayLimits
-from actors.gateway_app import create_app
+from actors.gateway_app import serve_gateway
 from actors.heap import settle_heap
 from actors.http_client import http_clients
 from actors.http_server import HttpServer
@@ -73,12 +72,8 @@ class InProcessExecutor:
         spec = self._plan.gateway
         peers = [LocalBackendClient(b) for b in self.backends]
         queries = [LocalShardClient(s) for s in self.shards]
-        limits = GatewayLimits(spec["max_body_bytes"], spec["max_batch"])
-        for i in range(len(self.backends)):
-            stores = self.backends[i].stores
-            gateway = Gateway(i, peers, queries, spec["symbols"], spec["api_keys"], limits, stores)
-            server = HttpServer(create_app(gateway))
-            port = await server.start(spec["host"], spec["port"] + i if spec["port"] else 0)
+        for i, backend in enumerate(self.backends):
+            server, port = await serve_gateway(i, peers, queries, spec, backend.stores)
             self._servers.append(server)
             self.gateway_urls.append(f"http://127.0.0.1:{port}")
         gateways = {"urls": self.gateway_urls, "api_key": spec["run_key"]}
