@@ -16,7 +16,6 @@ ratio per_order / bare says what the platform adds to a request.
 
 import asyncio
 import multiprocessing
-import os
 import random
 import time
 
@@ -36,11 +35,14 @@ def run_http_bench(
 ) -> dict:
     bare = _measure_bare(duration_s, in_flight)
     experiment = Experiment.from_yaml(config, layout=layout, overrides=overrides)
-    env_keys = {"LAB_API_KEYS": orjson.dumps({_BENCH_KEY: "*"}).decode()}
-    os.environ.update(env_keys)  # read once, when the gateways are planned
-    symbols = experiment.config.workload.names
-    accounts = experiment.config.workload.accounts
-    with open_executor(experiment.config, experiment.layout, new_run_id("bench"), True) as ex:
+    # The bench's own key, for its own platform only (the user's keys are kept).
+    config = experiment.config
+    keys = {**config.gateway.api_keys, _BENCH_KEY: "*"}
+    config = config.model_copy(
+        update={"gateway": config.gateway.model_copy(update={"api_keys": keys})}
+    )
+    symbols, accounts = config.workload.names, config.workload.accounts
+    with open_executor(config, experiment.layout, new_run_id("bench"), True) as ex:
         ex.wait_ready()
         urls = ex.gateway_urls
         singles = _order_bodies(urls, symbols, accounts, 1)
