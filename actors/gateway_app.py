@@ -12,7 +12,9 @@ several times faster than FastAPI's generic encoder for a batch's answer.
 
 import numpy as np
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from actors.backend import ShardFailed
 from actors.gateway import AuthError, Gateway, GatewayLimits
@@ -133,15 +135,27 @@ def create_app(gateway: Gateway) -> FastAPI:
         )
         return _json(body, expect)
 
+    # The hot path of one order per request: the body is parsed straight from its bytes
+    # by pydantic's Rust core, without FastAPI's per-parameter machinery (measured:
+    # that machinery cost more than the order's own trip through backend and shard).
     @app.post(
         "/v1/orders",
         response_model=OrderOut,
         responses=_ERRORS,
-        status_code=200,
-        dependencies=[Depends(checked_body)],
         summary="Enter one order; the answer holds its execution reports.",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": NewOrderIn.model_json_schema()}},
+            }
+        },
     )
-    async def post_order(order: NewOrderIn, x_api_key: str | None = Header(None)):
+    async def post_order(request: Request):
+        await checked_body(request)
+        try:
+            order = NewOrderIn.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
         row = {
             "account": order.account,
             "order_id": order.order_id or 0,
@@ -151,7 +165,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             "side": SIDE_CODES[order.side],
             "type": TYPE_CODES[order.type],
         }
-        return await one(x_api_key, order.symbol, row)
+        return await one(request.headers.get("x-api-key"), order.symbol, row)
 
     @app.post(
         "/v1/orders/batch",
