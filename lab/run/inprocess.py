@@ -30,7 +30,7 @@ from actors.order_flow import OrderFlow
 from lab.config import ExperimentConfig, Layout
 from lab.errors import RunFailed
 from lab.replay.journal import write_journal
-from lab.run.stages import START_LEAD_S, Stage, StagePlan, plan_stages
+from lab.run.stages import START_LEAD_S, Stage, StagePlan, named, plan_stages, used
 
 __all__ = ["InProcessExecutor"]
 
@@ -50,8 +50,8 @@ class InProcessExecutor:
         self._loop = asyncio.new_event_loop()
         plan = plan_stages(config, serving, run_id)
         self.shards = [EngineShard(**s.kwargs) for s in plan.shards]
-        shard_clients = [LocalShardClient(s) for s in self.shards]
-        self.backends = [Backend(shards=shard_clients, **s.kwargs) for s in plan.backends]
+        shards = named(plan.shards, [LocalShardClient(s) for s in self.shards])
+        self.backends = [Backend(shards=used(s, shards), **s.kwargs) for s in plan.backends]
         self.names = [s.name for s in plan.all()]
         self._plan: StagePlan = plan
         self._servers: list[HttpServer] = []
@@ -61,10 +61,12 @@ class InProcessExecutor:
             self._add_generators([LocalBackendClient(b) for b in self.backends])
 
     def _add_generators(self, backend_clients: list) -> None:
+        """Generators, each with the clients of the backends it uses; then the collector."""
         plan = self._plan
-        self.generators = [_generator(s, backend_clients) for s in plan.generators]
-        polled = [*self.shards, *self.backends, *self.generators]
-        sources = {n: LocalStatsClient(s) for n, s in zip(plan.collector.uses, polled, strict=True)}
+        backends = named(plan.backends, backend_clients)
+        self.generators = [_generator(s, used(s, backends)) for s in plan.generators]
+        polled = named(plan.all()[:-1], [*self.shards, *self.backends, *self.generators])
+        sources = {name: LocalStatsClient(polled[name]) for name in plan.collector.uses}
         self.collector = Collector(sources, plan.interval_s)
 
     async def _open_gateways(self) -> None:

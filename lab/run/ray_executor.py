@@ -32,7 +32,7 @@ from lab.errors import LabError, RunFailed
 from lab.replay.journal import write_journal
 from lab.run.fit import check_fit
 from lab.run.placement import Placement
-from lab.run.stages import START_LEAD_S, Stage, plan_stages
+from lab.run.stages import START_LEAD_S, Stage, named, plan_stages, used
 
 __all__ = ["RayExecutor"]
 
@@ -64,40 +64,44 @@ class RayExecutor:
         # backends reach shards (and each other's accounts) over streams too.
         stream = plan.transport in ("stream", "http") or plan.gateway is not None
         self.shards = [self._actor(ShardActor, s, run_id=run_id) for s in plan.shards]
-        shard_addresses = _stream_addresses(self.shards) if stream else None
+        shards = named(plan.shards, self.shards)
+        shard_addresses = named(plan.shards, _stream_addresses(self.shards)) if stream else None
         self.backends = [
             self._actor(
                 BackendActor,
                 s,
                 run_id=run_id,
-                shard_handles=self.shards,
-                shard_addresses=shard_addresses,
+                shard_handles=used(s, shards),
+                shard_addresses=used(s, shard_addresses),
             )
             for s in plan.backends
         ]
+        backends = named(plan.backends, self.backends)
         addresses = _stream_addresses(self.backends) if stream else None
         self.gateway_urls: list[str] = []
-        gateways = None
+        urls = None
         if plan.gateway is not None:
+            # A gateway reaches every backend (by account) and every shard (its queries).
             spec = plan.gateway
             opened = [b.open_gateway.remote(addresses, self.shards, spec) for b in self.backends]
             self.gateway_urls = _get(opened, _READY_TIMEOUT_S, "the backends' gateways")
-            gateways = {"urls": self.gateway_urls, "api_key": spec["run_key"]}
-            gateways["symbols"] = spec["symbols"]
+            urls = named(plan.backends, self.gateway_urls)
+        backend_addresses = named(plan.backends, addresses) if addresses else None
         self.generators = [
             self._actor(
                 GeneratorActor,
                 s,
                 run_id=run_id,
-                backend_handles=self.backends,
-                backend_addresses=None if gateways else addresses,
-                gateways=gateways,
+                backend_handles=used(s, backends),
+                backend_addresses=None if urls else used(s, backend_addresses),
+                gateways=_gateways(s, urls, plan.gateway) if urls else None,
             )
             for s in plan.generators
         ]
         polled = self.shards + self.backends + self.generators
         self.names = [s.name for s in plan.all()]
-        sources = dict(zip(plan.collector.uses, polled, strict=True))
+        by_name = named(plan.all()[:-1], polled)  # every stage but the collector
+        sources = {name: by_name[name] for name in plan.collector.uses}
         self.collector = self._actor(
             CollectorActor, plan.collector, source_handles=sources, interval_s=plan.interval_s
         )
@@ -221,6 +225,11 @@ class RayExecutor:
     def shutdown(self) -> None:
         for handle in self._all:
             ray.kill(handle, no_restart=True)
+
+
+def _gateways(stage: Stage, urls: dict, spec: dict) -> dict:
+    """A generator's gateways: one per backend it uses, with the run's key."""
+    return {"urls": used(stage, urls), "api_key": spec["run_key"], "symbols": spec["symbols"]}
 
 
 def _compile_kernels() -> None:

@@ -24,7 +24,16 @@ from actors.routing import first_order_id
 from lab.config import ExperimentConfig
 from lab.config.platform import api_keys
 
-__all__ = ["Stage", "StagePlan", "plan_stages", "gateway_spec", "flow_params", "START_LEAD_S"]
+__all__ = [
+    "Stage",
+    "StagePlan",
+    "plan_stages",
+    "named",
+    "used",
+    "gateway_spec",
+    "flow_params",
+    "START_LEAD_S",
+]
 
 #: The start signal reaches every stage this long before its window opens.
 START_LEAD_S = 0.5
@@ -57,6 +66,16 @@ class StagePlan:
     def all(self) -> list[Stage]:
         """Every stage, in the order they are started."""
         return [*self.shards, *self.backends, *self.generators, self.collector]
+
+
+def named(stages: list[Stage], things: list) -> dict:
+    """Each stage's thing (a handle, a client, an address), by the stage's name."""
+    return {stage.name: thing for stage, thing in zip(stages, things, strict=True)}
+
+
+def used(stage: Stage, by_name: dict | None) -> list | None:
+    """The things of the stages ``stage`` uses, in its order (None: nothing to use)."""
+    return None if by_name is None else [by_name[name] for name in stage.uses]
 
 
 def flow_params(config: ExperimentConfig) -> FlowParams:
