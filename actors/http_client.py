@@ -12,15 +12,10 @@ import aiohttp
 import numpy as np
 import orjson
 
-from actors.http_models import ACTION_CODES, SIDE_CODES, TYPE_CODES, columns_to_reports
+from actors.http_models import ACTION_NAMES, SIDE_NAMES, TYPE_NAMES, columns_to_reports
 from engine.messages import Action
 
 __all__ = ["HttpBackendClient", "HttpError", "orders_json", "http_clients"]
-
-# The JSON words of the codes, as the gateway reads them.
-_ACTIONS = {code: word for word, code in ACTION_CODES.items()}
-_SIDES = {code: word for word, code in SIDE_CODES.items()}
-_TYPES = {code: word for word, code in TYPE_CODES.items()}
 
 
 class HttpError(RuntimeError):
@@ -42,7 +37,7 @@ def orders_json(orders: np.ndarray, symbols: list[str]) -> bytes:
         strict=True,
     )
     for symbol, account, order_id, price, qty, action, side, otype in columns:
-        row = {"symbol": symbols[symbol], "account": account, "action": _ACTIONS[action]}
+        row = {"symbol": symbols[symbol], "account": account, "action": ACTION_NAMES[action]}
         if order_id:
             row["order_id"] = order_id
         if price > 0:
@@ -50,8 +45,8 @@ def orders_json(orders: np.ndarray, symbols: list[str]) -> bytes:
         if qty > 0:
             row["qty"] = qty
         if action == Action.NEW:
-            row["side"] = _SIDES[side]
-            row["type"] = _TYPES[otype]
+            row["side"] = SIDE_NAMES[side]
+            row["type"] = TYPE_NAMES[otype]
         rows.append(row)
     return orjson.dumps({"orders": rows})
 

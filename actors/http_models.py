@@ -60,7 +60,10 @@ KIND_NAMES = {
     if name.isupper() and isinstance(code, int)
 }
 KIND_NAMES[MAKER_DONE] = "MAKER_DONE"
-_SIDE_NAMES = {code: name for name, code in SIDE_CODES.items()}
+#: The words of the codes, as an order's JSON spells them.
+ACTION_NAMES = {code: name for name, code in ACTION_CODES.items()}
+SIDE_NAMES = {code: name for name, code in SIDE_CODES.items()}
+TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
 
 
 class _Body(BaseModel):
@@ -206,4 +209,4 @@ def columns_to_reports(columns: dict[str, list[int]]) -> np.ndarray:
 
 
 def side_name(code: int) -> str | None:
-    return _SIDE_NAMES.get(int(code))
+    return SIDE_NAMES.get(int(code))
