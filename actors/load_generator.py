@@ -140,6 +140,7 @@ class LoadGenerator:
         self.interval = _Tally()  #: since the collector last asked
         self._in_flight: dict[asyncio.Task, int] = {}  #: call -> its number of orders
         self._in_flight_orders = 0
+        self._answered_late = 0  #: orders whose reply came after the window's end
         #: one future per batch out, done when all its calls (one per backend) are
         self._batches: set[asyncio.Future] = set()
         self._window: RunWindow | None = None
@@ -191,10 +192,12 @@ class LoadGenerator:
         else:
             await self._open_loop(window)
         # Every wait of the loops ends with the window, and so do they (the last batch
-        # goes out at its very end): what is out now is the backlog the window left.
+        # goes out at its very end). The backlog the window left is what was answered
+        # after its end, or never: counted from the replies' own times, since this loop
+        # may wake past the end, after some of those replies were taken in.
         await _sleep_until(window.end_ns)
-        in_flight_at_end = self._in_flight_orders
         overrun_ns, unanswered = await self._drain(window)
+        in_flight_at_end = self._answered_late + unanswered
         out = self.total.to_dict()
         measure_from, end = window.measure_from_ns, window.end_ns
         offered = unsent = None
@@ -358,6 +361,8 @@ class LoadGenerator:
         except Exception as exc:  # a failed call loses its orders: count them, keep going
             reports, error = None, f"{type(exc).__name__}: {exc}"[:2000]
         received = now_ns()
+        if received >= self._window.end_ns:
+            self._answered_late += len(orders)
         # Also follows the market: moves the flow's mids to the last trades.
         digest = None if reports is None else digest_reports(reports, self.flow.mids)
         window = self._window
