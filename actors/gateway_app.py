@@ -70,13 +70,15 @@ async def serve_gateway(backend_id: int, peers, shards, spec: dict, stores=None)
     """Backend ``backend_id``'s gateway, served on this loop from ``spec`` (a run's plan).
 
     ``spec["port"]``: the first backend's port, backend i serving on port + i; 0 (or
-    none): a free port. Returns the server (to close) and its port.
+    none): a free port. With ``spec["share_port"]`` every backend serves on that port
+    itself. Returns the server (to close) and its port.
     """
     limits = GatewayLimits(spec["max_body_bytes"], spec["max_batch"])
     gateway = Gateway(backend_id, peers, shards, spec["symbols"], spec["api_keys"], limits, stores)
     server = HttpServer(create_app(gateway))
-    port = spec["port"] + backend_id if spec["port"] else 0
-    return server, await server.start(spec["host"], port)
+    shared = bool(spec.get("share_port"))
+    port = spec["port"] + (0 if shared else backend_id) if spec["port"] else 0
+    return server, await server.start(spec["host"], port, reuse_port=shared)
 
 
 def create_app(gateway: Gateway) -> FastAPI:

@@ -30,10 +30,16 @@ class HttpServer:
         self._server: _StageServer | None = None
         self._task: asyncio.Task | None = None
 
-    async def start(self, host: str = "0.0.0.0", port: int = 0) -> int:
-        """Serve from now on; returns the port."""
+    async def start(self, host: str = "0.0.0.0", port: int = 0, reuse_port: bool = False) -> int:
+        """Serve from now on; returns the port.
+
+        ``reuse_port``: share the port with the other servers of this host that ask
+        for it too; the kernel spreads new connections over them.
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         # Accepted sockets inherit it: an answer's headers and body go out as two
         # writes, and Nagle held the body back for the client's delayed ACK (40 ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

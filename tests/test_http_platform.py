@@ -4,6 +4,7 @@ and ``lab bench http``, with API keys that never reach a stored result."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +22,11 @@ SHORT = ["experiment.duration_s=2", "experiment.warmup_s=0.5", "topology.transpo
 SECRET = "never-stored-0123456789"
 
 
-def _run(tmp_path, layout, monkeypatch):
+def _run(tmp_path, layout, monkeypatch, extra=()):
     monkeypatch.setenv("LAB_API_KEYS", json.dumps({SECRET: [1, 2, 3]}))
     url = f"sqlite:///{tmp_path}/results.sqlite"
     experiment = Experiment.from_yaml(
-        QUICKSTART, layout=layout, overrides=[*SHORT, f"results.url={url}"]
+        QUICKSTART, layout=layout, overrides=[*SHORT, f"results.url={url}", *extra]
     )
     result = experiment.run()
     with ResultStore.open(url) as store:
@@ -44,6 +45,27 @@ def test_a_run_over_http_answers_every_order_and_stores_no_key(
     assert result.orders_acked > 0 and result.fills > 0
     assert result.config["topology"]["transport"] == "http"
     assert SECRET not in stored and "<key 1 of" not in stored  # LAB_API_KEYS is not config
+
+
+def test_backends_sharing_one_port_take_every_account(tmp_path, monkeypatch):
+    # As on a KubeRay pod behind a Service: the kernel hands each connection to either
+    # backend, and the gateway that takes an order forwards it to the account's owner.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shared = [f"gateway.port={port}", "gateway.share_port=true"]
+    result, _ = _run(tmp_path, "in-process", monkeypatch, shared)
+    assert result.status == "ok" and result.errors == 0, result.first_error
+    assert result.orders_acked > 0 and result.fills > 0
+    assert result.config["gateway"]["share_port"] is True
+
+
+def test_a_shared_port_must_be_a_fixed_one():
+    from lab.config import load_config
+    from lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="share_port needs a fixed gateway.port"):
+        load_config(QUICKSTART, ["gateway.share_port=true"])
 
 
 def _post(url, body, key):

@@ -48,14 +48,22 @@ def render(
         "--config-in-image",
         help="CONFIG's path inside the image (default: its path relative to this directory).",
     ),
+    serve: bool = typer.Option(
+        False, "--serve", help="The RayJob runs `lab serve` (and a Service exposes the gateways)."
+    ),
 ) -> None:
-    """Write the Namespace, PostgreSQL, Redis, RayCluster and RayJob of LAYOUT to OUT."""
+    """Write the Namespace, PostgreSQL, Redis, RayCluster and RayJob of LAYOUT to OUT.
+
+    Where the gateways run (transport http, or --serve), also the Service over them.
+    """
     from lab.config import load_config
     from lab.k8s.render import render_manifests, validate_manifests, write_manifests
 
     with _exit_on_lab_error():
         loaded = load_config(config, set_)
-        docs = render_manifests(loaded, layout, config_in_image or _path_in_image(config))
+        docs = render_manifests(
+            loaded, layout, config_in_image or _path_in_image(config), serve=serve
+        )
         errors = validate_manifests(docs)
         if errors:  # a bug or an odd config; nothing half-valid gets written
             raise ConfigError("the rendered manifests are invalid:\n  " + "\n  ".join(errors))
@@ -70,6 +78,15 @@ def render(
         f"max {workers['maxReplicas']}); apply with: kubectl apply -f {out}",
         err=True,
     )
+    for service in docs:
+        if service["kind"] == "Service" and service["metadata"]["name"].endswith("-gateway"):
+            name, port = service["metadata"]["name"], service["spec"]["ports"][0]["port"]
+            namespace = service["metadata"]["namespace"]
+            typer.echo(
+                f"gateways: Service {name}, port {port} (from outside the cluster: "
+                f"kubectl port-forward -n {namespace} svc/{name} {port})",
+                err=True,
+            )
 
 
 @k8s_app.command("validate")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lab.config.base import Int, Section, Str
 from lab.errors import ConfigError
@@ -33,6 +33,16 @@ class GatewayConfig(Section):
     host: Str = "0.0.0.0"
     #: the first backend's gateway port (backend i serves on port + i); 0: any free ports
     port: Int = Field(0, ge=0, le=65535)
+    #: every backend serves on ``port`` itself, the kernel spreading connections over
+    #: the backends of a node (SO_REUSEPORT): one port per pod, as a Kubernetes Service
+    #: needs; any gateway takes any order and forwards it to the backend owning its account
+    share_port: bool = False
+
+    @model_validator(mode="after")
+    def _a_shared_port_is_a_fixed_one(self) -> GatewayConfig:
+        if self.share_port and not self.port:
+            raise ValueError("gateway.share_port needs a fixed gateway.port (not 0)")
+        return self
 
 
 class PlatformConfig(Section):

@@ -6,7 +6,13 @@ path inside the image it returns the documents to apply, in this order:
 1. the Namespace, PostgreSQL and Redis (:mod:`lab.k8s.services`);
 2. the RayCluster: a head pod and one worker group sized by :mod:`lab.k8s.sizing`;
 3. the RayJob running ``python -m lab run CONFIG --layout NAME`` on that
-   RayCluster (``clusterSelector``; k8s/README.md says why it does not embed one).
+   RayCluster (``clusterSelector``; k8s/README.md says why it does not embed one),
+   or ``python -m lab serve CONFIG --layout NAME`` when rendered to serve;
+4. where the gateways run (``topology.transport: http``, or serving), the
+   ClusterIP Service ``<name>-gateway`` over the worker pods' gateway port.
+
+A config that turns on ``platform.cache`` or ``platform.journal`` gets the
+Redis and PostgreSQL rendered beside it instead of the ones it names.
 
 Nothing is exposed outside the cluster: every Service, the Ray head's too, is
 ClusterIP and there is no Ingress. The PostgreSQL password is in the Secret
@@ -33,15 +39,20 @@ import yaml
 from lab.config import ExperimentConfig, Layout, for_layout
 from lab.errors import ConfigError
 from lab.k8s.services import (
+    GATEWAY_SECRET,
+    GATEWAY_SECRET_KEY,
     POSTGRES_SECRET,
     POSTGRES_SECRET_KEY,
     common_labels,
     container_security,
+    gateway_service,
     guaranteed_resources,
+    journal_url,
     namespace_manifest,
     pod_security,
     postgres_manifests,
     redis_manifests,
+    redis_url,
     results_url,
 )
 from lab.k8s.sizing import WorkerSizing, size_workers
@@ -74,14 +85,15 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def render_manifests(
-    config: ExperimentConfig, layout_name: str, config_path: str
+    config: ExperimentConfig, layout_name: str, config_path: str, serve: bool = False
 ) -> list[dict[str, Any]]:
     """The manifests of ``config`` on kuberay layout ``layout_name``, in apply order.
 
     ``config_path`` is the config's path inside the image, relative to
     :data:`APP_DIR` (e.g. ``configs/x.yaml``): the RayJob runs
-    ``python -m lab run <config_path> --layout <layout_name>``. The layout's
-    ``overrides`` are applied before the cluster is sized.
+    ``python -m lab run <config_path> --layout <layout_name>`` (``lab serve``
+    with ``serve``). The layout's ``overrides`` are applied before the cluster
+    is sized.
     """
     layout = config.layout(layout_name)  # ConfigError naming the layouts if unknown
     if layout.kind != "kuberay":
@@ -105,14 +117,21 @@ def render_manifests(
         f"{_LABEL_PREFIX}/experiment": _label_value(config.experiment.name),
         f"{_LABEL_PREFIX}/layout": _label_value(layout_name),
     }
-    entrypoint = f"python -m lab run {shlex.quote(config_path)} --layout {shlex.quote(layout_name)}"
+    command = "serve" if serve else "run"
+    entrypoint = (
+        f"python -m lab {command} {shlex.quote(config_path)} --layout {shlex.quote(layout_name)}"
+    )
+    gateway_port = _gateway_port(config, layout_name, serve)
+    deadline = None if serve else config.experiment.duration_s  # a server runs until stopped
     docs = [
         namespace_manifest(namespace),
         *postgres_manifests(namespace),
         *redis_manifests(namespace),
-        _ray_cluster(name, namespace, labels, layout, sizing),
-        _ray_job(name, namespace, labels, layout, entrypoint, config.experiment.duration_s),
+        _ray_cluster(name, namespace, labels, layout, sizing, config, gateway_port),
+        _ray_job(name, namespace, labels, layout, entrypoint, deadline),
     ]
+    if gateway_port is not None:
+        docs.append(gateway_service(name, namespace, gateway_port))
     # Plain data sharing nothing (the label maps are reused above): callers may edit
     # one document freely, and the YAML gets no anchors.
     return json.loads(json.dumps(docs))
@@ -153,8 +172,43 @@ def resource_name(experiment: str, layout: str) -> str:
     return name
 
 
+def _gateway_port(config: ExperimentConfig, layout_name: str, serve: bool) -> int | None:
+    """The port every worker pod's gateways share, or None where no gateway runs."""
+    if not serve and config.topology.transport != "http":
+        return None
+    gateway = config.gateway
+    if not (gateway.port and gateway.share_port):
+        raise ConfigError(
+            f"{config.source}: layouts.{layout_name}: the gateways on KubeRay share one port "
+            "per pod, behind a Service: give the layout overrides gateway.port: 8000 and "
+            "gateway.share_port: true"
+        )
+    return gateway.port
+
+
+def _platform_env(config: ExperimentConfig, namespace: str) -> list[dict[str, Any]]:
+    """The in-cluster Redis and PostgreSQL, for the stores the config turns on."""
+    env = []
+    if config.platform.cache is not None:
+        env.append({"name": "LAB_PLATFORM__CACHE", "value": redis_url(namespace)})
+    if config.platform.journal is not None:
+        env.append({"name": "LAB_PLATFORM__JOURNAL", "value": journal_url(namespace)})
+    return env
+
+
+def _postgres_password() -> dict[str, Any]:
+    ref = {"secretKeyRef": {"name": POSTGRES_SECRET, "key": POSTGRES_SECRET_KEY}}
+    return {"name": "PGPASSWORD", "valueFrom": ref}
+
+
 def _ray_cluster(
-    name: str, namespace: str, labels: dict[str, str], layout: Layout, sizing: WorkerSizing
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    layout: Layout,
+    sizing: WorkerSizing,
+    config: ExperimentConfig,
+    gateway_port: int | None,
 ) -> dict[str, Any]:
     kuberay = layout.kuberay
     assert kuberay is not None
@@ -166,11 +220,17 @@ def _ray_cluster(
             "name": "LAB_RESULTS__URL",
             "value": results_url(namespace),
         },
-        {
-            "name": "PGPASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": POSTGRES_SECRET, "key": POSTGRES_SECRET_KEY}},
-        },
+        _postgres_password(),
+        *_platform_env(config, namespace),
     ]
+    # The backends on the workers write the journal with the same password.
+    worker_env = [_postgres_password()] if config.platform.journal is not None else []
+    worker_ports = None
+    if gateway_port is not None:
+        worker_ports = [{"name": "gateway", "containerPort": gateway_port}]
+        # The driver reads the keys (LAB_API_KEYS) and hands them to the gateways.
+        keys = {"name": GATEWAY_SECRET, "key": GATEWAY_SECRET_KEY, "optional": True}
+        head_env.append({"name": "LAB_API_KEYS", "valueFrom": {"secretKeyRef": keys}})
     head = {
         "serviceType": "ClusterIP",  # the dashboard is reached by kubectl port-forward only
         "enableIngress": False,
@@ -209,6 +269,8 @@ def _ray_cluster(
             kuberay.image,
             guaranteed_resources(str(sizing.pod_cpus), sizing.pod_memory_mb),
             labels,
+            env=worker_env,
+            ports=worker_ports,
         ),
     }
     spec: dict[str, Any] = {
@@ -267,7 +329,7 @@ def _ray_job(
     labels: dict[str, str],
     layout: Layout,
     entrypoint: str,
-    duration_s: float,
+    duration_s: float | None,
 ) -> dict[str, Any]:
     kuberay = layout.kuberay
     assert kuberay is not None
@@ -275,19 +337,21 @@ def _ray_job(
     submitter = _ray_pod("ray-job-submitter", kuberay.image, resources, labels)
     # KubeRay fills in the submitter's command (`ray job submit ...`) when it has none.
     submitter["spec"]["restartPolicy"] = "Never"
+    spec: dict[str, Any] = {
+        "entrypoint": entrypoint,
+        # Run on the RayCluster above (ray.io/cluster is KubeRay's name label).
+        "clusterSelector": {"ray.io/cluster": name},
+        "submissionMode": "K8sJobMode",
+        "shutdownAfterJobFinishes": False,  # the cluster is not the job's to delete
+    }
+    if duration_s is not None:  # a run has an end; `lab serve` serves until deleted
+        spec["activeDeadlineSeconds"] = math.ceil(duration_s) + _JOB_SLACK_S
+    spec["submitterPodTemplate"] = submitter
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayJob",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "entrypoint": entrypoint,
-            # Run on the RayCluster above (ray.io/cluster is KubeRay's name label).
-            "clusterSelector": {"ray.io/cluster": name},
-            "submissionMode": "K8sJobMode",
-            "shutdownAfterJobFinishes": False,  # the cluster is not the job's to delete
-            "activeDeadlineSeconds": math.ceil(duration_s) + _JOB_SLACK_S,
-            "submitterPodTemplate": submitter,
-        },
+        "spec": spec,
     }
 
 

@@ -14,6 +14,11 @@ __all__ = [
     "namespace_manifest",
     "postgres_manifests",
     "redis_manifests",
+    "gateway_service",
+    "redis_url",
+    "journal_url",
+    "GATEWAY_SECRET",
+    "GATEWAY_SECRET_KEY",
     "results_url",
     "common_labels",
     "pod_security",
@@ -29,6 +34,9 @@ __all__ = [
 #: The Secret holding the PostgreSQL password, created by hand (see k8s/README.md).
 POSTGRES_SECRET = "postgres-credentials"
 POSTGRES_SECRET_KEY = "password"
+#: The Secret holding the gateway's API keys as LAB_API_KEYS's JSON, created by hand.
+GATEWAY_SECRET = "gateway-api-keys"
+GATEWAY_SECRET_KEY = "api-keys"
 #: ``app.kubernetes.io/part-of`` of everything the lab deploys.
 PART_OF = "hft-scaling-lab"
 POSTGRES_IMAGE = "postgres:17"
@@ -39,6 +47,40 @@ _DATA_UID = 999  # user "postgres" and user "redis" of the official images
 def results_url(namespace: str) -> str:
     """``results.url`` of runs inside the cluster; the password comes from PGPASSWORD."""
     return f"postgresql://lab@postgres.{namespace}.svc:5432/lab"
+
+
+def redis_url(namespace: str) -> str:
+    """``platform.cache`` of runs inside the cluster: the Redis rendered beside them."""
+    return f"redis://redis.{namespace}.svc:6379/0"
+
+
+def journal_url(namespace: str) -> str:
+    """``platform.journal`` of runs inside the cluster (PGPASSWORD holds the password)."""
+    return results_url(namespace)
+
+
+def gateway_service(cluster: str, namespace: str, port: int) -> dict[str, Any]:
+    """The ClusterIP Service over the worker pods' gateway port.
+
+    Every backend on a pod serves on that one port (``gateway.share_port``), so
+    whichever pod and backend a connection reaches takes the order and forwards
+    it to the backend owning its account.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": f"{cluster}-gateway",
+            "namespace": namespace,
+            "labels": common_labels("gateway"),
+        },
+        "spec": {
+            "type": "ClusterIP",  # reachable inside the cluster, or by port-forward
+            # KubeRay's own labels of this cluster's worker pods; no backend runs on the head.
+            "selector": {"ray.io/cluster": cluster, "ray.io/node-type": "worker"},
+            "ports": [{"name": "http", "port": port, "targetPort": "gateway"}],
+        },
+    }
 
 
 def common_labels(component: str) -> dict[str, str]:

@@ -192,6 +192,7 @@ def gateway_spec(config: ExperimentConfig) -> dict:
         "max_batch": g.max_batch,
         "host": g.host,
         "port": g.port,
+        "share_port": g.share_port,
     }
 
 
