@@ -39,6 +39,7 @@ __all__ = [
     "judge_fit",
     "layout_groups",
     "efficiency_label",
+    "point_row",
 ]
 
 LAYOUT_KEY = "layout"  #: the pseudo-key of ``values`` that names a point's layout
@@ -95,7 +96,7 @@ def _noun(n_key: str | None) -> str:
     return n_key.rsplit(".", 1)[-1].replace("_", " ") if n_key else "units"
 
 
-def _row(p: dict) -> dict:
+def point_row(p: dict) -> dict:
     """One input point as the summary stores it."""
     latency_runs = [r for r in p.get("latency_ms_runs") or [] if isinstance(r, dict)]
     # Geometric means, like p99's: they keep each run's p50 <= p90 <= p99 ordering.
@@ -121,6 +122,7 @@ def _row(p: dict) -> dict:
         "stages": found["stages"],
         "bottleneck": {"stage": found["stage"], "busy": found["busy"]},
         "actors": p.get("actors") or {},
+        "run_ids": list(p.get("run_ids") or []),  # the stored runs behind the figure
         **({"capacity": p["capacity"]} if "capacity" in p else {}),  # a search's own summary
     }
 
@@ -142,7 +144,7 @@ def summarize_sweep(points: list[dict], n_key: str | None = None) -> dict:
     the top-level ``usl`` and ``amdahl`` are not fitted (a fit across layouts
     would mix two systems); else the top level holds the one layout's fits.
     """
-    rows = [_row(p) for p in sorted(points, key=lambda p: p["n"])]
+    rows = [point_row(p) for p in sorted(points, key=lambda p: p["n"])]
     n_key = n_key or _infer_n_key(rows)
     groups = layout_groups(rows)
     fits = {layout: _fit_group(group, n_key) for layout, group in groups.items()}

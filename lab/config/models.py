@@ -395,12 +395,36 @@ class Layout(Section):
 Scalar = StrictBool | Int | Float | Str
 
 
+class SweepReference(Section):
+    """Figures measured elsewhere, set beside a sweep's own (``sweep.reference``)."""
+
+    source: Str  #: where they come from, in words
+    key: Str  #: the varied key they are given by, e.g. ``topology.backends``
+    orders_per_s: dict[Scalar, Float]  #: that key's value -> the figure
+
+
 class SweepConfig(Section):
     """The ``sweep`` section: what ``lab sweep CONFIG`` varies when given no ``--vary``."""
 
-    #: dotted config key (or ``layout``) -> the values it takes, in order
+    #: dotted config key (or ``layout``, or a name in ``variants``) -> the values it takes
     vary: dict[Str, list[Scalar]] = Field(default_factory=dict)
     repeat: Int = Field(3, ge=1)  #: runs per point (3, so that every point has an interval)
+    #: named sets of settings varied as one: ``{persistence: {redis: {platform.cache: …}}}``
+    #: lets ``vary`` give ``persistence: [none, redis]``
+    variants: dict[Str, dict[Str, dict[Str, Scalar]]] = Field(default_factory=dict)
+    reference: SweepReference | None = None
+
+    @model_validator(mode="after")
+    def _varied_variants_exist(self) -> SweepConfig:
+        for key, values in self.vary.items():
+            names = self.variants.get(key)
+            unknown = [v for v in values if names is not None and str(v) not in names]
+            if unknown:
+                raise ValueError(
+                    f"vary.{key}: {', '.join(map(str, unknown))} not in variants.{key} "
+                    f"(its names: {', '.join(names)})"
+                )
+        return self
 
 
 class ExperimentConfig(Section):

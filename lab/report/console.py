@@ -175,19 +175,34 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     table = Table()
     searched = summary.get("figure") == "capacity"
     figure = "capacity orders/s" if searched else "orders/s (geo. mean)"
-    columns = ("point", figure, "interval", "p99 ms", efficiency_label(summary))
-    for column in columns:
+    keys = summary.get("compare_keys") or []
+    # A comparison has no N: each choice is set against the first value of its key.
+    extra = [f"vs first {k.rsplit('.', 1)[-1]}" for k in keys] or [efficiency_label(summary)]
+    if summary.get("reference"):
+        extra.append("× reference")
+    for column in ("point", figure, "interval", "p99 ms", *extra):
         table.add_column(column, justify="left" if column == "point" else "right")
     for p in summary["points"]:
         ops, p99 = p["orders_per_s"], p["p99_ms"]["mean"]
+        if keys:
+            cells = [_cost_cell(p.get("costs", {}).get(k)) for k in keys]
+        else:
+            cells = ["-" if p.get("efficiency") is None else f"{p['efficiency']:.2f}"]
+        if summary.get("reference"):
+            ratio = (p.get("reference") or {}).get("ratio")
+            cells.append("-" if ratio is None else f"{ratio:.2f}")
         table.add_row(
             ", ".join(f"{k}={v}" for k, v in p["values"].items()),
             "-" if ops["mean"] is None else f"{ops['mean']:,.0f}",
             format_interval(ops),  # carries n, or says there is no interval
             "-" if p99 is None else f"{p99:.3f}",
-            "-" if p.get("efficiency") is None else f"{p['efficiency']:.2f}",
+            *cells,
         )
     console.print(table)
+    if keys:
+        for finding in summary.get("findings") or []:
+            console.print(f"  • {finding}", markup=False)
+        return
     n_key, groups = summary.get("n_key"), layout_groups(summary["points"])
     for layout, fits in (summary.get("fits") or {None: summary}).items():
         points = summary["points"] if layout is None else groups.get(layout, [])
@@ -221,6 +236,16 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
         console.print(f"  bottleneck: {bottleneck['explanation']}")
     for finding in summary.get("findings") or []:
         console.print(f"  • {finding}", markup=False)  # layout names are data, not markup
+
+
+def _cost_cell(cost: dict | None) -> str:
+    """ "-35% (sig.)", "+2% (n.s.)", or "-" for a point at its key's first value."""
+    if not cost or cost.get("change") is None:
+        return "-"
+    tag = {True: "sig.", False: "n.s."}[bool(cost["significant"])]
+    if cost["verdict"] == "untestable":
+        tag = "untested"
+    return f"{cost['change']:+.0%} ({tag})"
 
 
 def print_capacity_point(point: dict) -> None:

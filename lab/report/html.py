@@ -200,7 +200,52 @@ def _fit_pairs(layout: str, fits: dict) -> list[tuple[str, str]]:
     return pairs
 
 
+def _comparison_page(data: dict, out: Path) -> str:
+    """A sweep with no N: each choice's figure and what it costs against each key's first."""
+    from lab.report.comparison_plot import plot_comparison
+
+    points, keys, vary = data["points"], data["compare_keys"], data.get("vary") or {}
+    figure = "capacity" if data.get("figure") == "capacity" else "orders/s"
+    headers = [*keys, f"{figure} (95% interval)", "p99 ms"]
+    headers += [f"vs first {k.rsplit('.', 1)[-1]} ({vary.get(k, ['?'])[0]})" for k in keys]
+    rows = []
+    for p in points:
+        costs = p.get("costs") or {}
+        rows.append(
+            [
+                *(str(p["values"].get(k, "–")) for k in keys),
+                describe_figure(p["orders_per_s"]),
+                _f(p["p99_ms"]["mean"], ".3f"),
+                *(_cost_words(costs.get(k)) for k in keys),
+            ]
+        )
+    plot = plot_comparison(data, out / "comparison.png")
+    sections = [
+        ("What each choice costs", _table(headers, rows, left=len(keys))),
+        ("Findings", _findings_list(data.get("findings") or [])),
+        ("Plots", _figure(f"{figure} and p99 per point", plot)),
+        ("Config", _config_block(data.get("config") or {})),
+        ("Environment", _environment_block(data.get("environment") or {})),
+    ]
+    title = f"Comparison: {data.get('name') or data.get('sweep_id') or 'unnamed'}"
+    subtitle = " · ".join(str(v) for v in (data.get("sweep_id"), data.get("created_at")) if v)
+    return _page(title, subtitle, sections)
+
+
+def _cost_words(cost: dict | None) -> str:
+    if not cost or cost.get("change") is None:
+        return "–"
+    if cost["verdict"] == "untestable":
+        tested = "untested"
+    else:
+        tested = "significant" if cost["significant"] else "not significant"
+    p99 = "" if cost.get("p99_ratio") is None else f", p99 ×{cost['p99_ratio']:.2g}"
+    return f"{cost['change']:+.0%} ({tested}{p99})"
+
+
 def _sweep_page(data: dict, out: Path) -> str:
+    if data.get("compare_keys"):
+        return _comparison_page(data, out)
     points, neck = data["points"], data.get("bottleneck") or {}
     vary = data.get("vary") or {}
     n_key = data.get("n_key")
@@ -239,6 +284,7 @@ def _sweep_page(data: dict, out: Path) -> str:
         ("Findings", _findings_list(data.get("findings") or [])),
         ("Plots", "".join(_figure(caption, path) for caption, path in figures)),
         ("Points", _points_table(points, list(vary), efficiency_label(data))),
+        *_reference_section(data),
         ("Model fits", _fits_table(layouts)),
     ]
     if data.get("runs"):
@@ -257,6 +303,25 @@ def _sweep_page(data: dict, out: Path) -> str:
     title = f"Sweep: {data.get('name') or data.get('sweep_id') or 'unnamed'}"
     subtitle = " · ".join(str(v) for v in (data.get("sweep_id"), data.get("created_at")) if v)
     return _page(title, subtitle, sections)
+
+
+def _reference_section(data: dict) -> list[tuple[str, str]]:
+    """The figures of ``sweep.reference`` beside the points that have one."""
+    reference = data.get("reference")
+    if not reference:
+        return []
+    rows = [
+        [
+            ", ".join(f"{k}={v}" for k, v in p["values"].items()),
+            describe_figure(p["orders_per_s"]),
+            _f(p["reference"]["orders_per_s"], ",.0f"),
+            _f(p["reference"]["ratio"], ".2f", "×"),
+        ]
+        for p in data["points"]
+        if p.get("reference")
+    ]
+    headers = ["point", "measured (95% interval)", "reference orders/s", "ratio"]
+    return [(f"Beside {reference['source']}", _table(headers, rows))]
 
 
 def _findings_list(items: list[str]) -> str:

@@ -9,7 +9,10 @@ pseudo-key ``layout`` may be varied too, to compare layouts point by point.
 The summary holds, per point, the mean throughput with a confidence interval
 and the p99, the USL and Amdahl fits over the first numeric varied key, the
 stage that saturated first (:mod:`lab.analysis.scaling`) and plain-language findings
-(:mod:`lab.analysis.findings`).
+(:mod:`lab.analysis.findings`). A sweep with no numeric key (``sweep.variants``
+names sets of settings varied as one) is a comparison instead: what each choice
+costs against the first (:mod:`lab.analysis.comparison`). ``sweep.reference``
+sets figures measured elsewhere beside the sweep's (:mod:`lab.analysis.reference`).
 """
 
 import itertools
@@ -18,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 from lab.analysis.findings import findings
+from lab.analysis.reference import set_beside
 from lab.config import ExperimentConfig, load_config, with_overrides
 from lab.errors import ConfigError, LabError, RunFailed
 from lab.run.environment import describe_environment
@@ -70,6 +74,7 @@ def sweep(
     before it are stored in the summary, with ``status: failed`` and
     ``failed_point``, and :class:`RunFailed` says which point failed.
     """
+    from lab.analysis.comparison import summarize_comparison
     from lab.analysis.sweep_summary import summarize_sweep
 
     base = load_config(config, overrides) if isinstance(config, str) else config
@@ -83,14 +88,15 @@ def sweep(
             f"{base.source}: nothing to sweep: give --vary KEY=V1,V2,... or a sweep.vary section"
         )
     keys = list(vary)
-    n_key = next((k for k in keys if k != LAYOUT_KEY), keys[0])
+    # N is the first key varied over numbers; with none, the sweep is a comparison.
+    n_key = next((k for k in keys if k != LAYOUT_KEY and _numeric(vary[k])), None)
     combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*vary.values())]
     # Every point's config is checked before anything runs.
     plan = []
     for combo in combos:
-        sets = [f"{k}={v}" for k, v in combo.items() if k != LAYOUT_KEY]
         point_layout = str(combo.get(LAYOUT_KEY, layout))
-        plan.append((combo, Experiment(with_overrides(base, sets), point_layout)))
+        point = with_overrides(base, _settings(combo, base.sweep.variants))
+        plan.append((combo, Experiment(point, point_layout)))
 
     sweep_id = new_run_id("sweep")
     if on_run is None and progress:
@@ -128,7 +134,10 @@ def sweep(
             break
     order = {id(c): i for i, (c, _) in enumerate(plan)}
     points.sort(key=lambda p: order[p.pop("_combo_id")])
-    summary = summarize_sweep(points, n_key) if points else {"points": []}
+    if n_key is None:
+        summary = summarize_comparison(points, keys)
+    else:
+        summary = summarize_sweep(points, n_key) if points else {"points": []}
     summary.update(
         figure="capacity" if capacity else "throughput",
         sweep_id=sweep_id,
@@ -143,7 +152,10 @@ def sweep(
         status="failed" if failure else "ok",
         failed_point=failure,
     )
-    summary["findings"] = findings(summary["points"], n_key) if points else []
+    if n_key is not None:
+        summary["findings"] = findings(summary["points"], n_key) if points else []
+    if base.sweep.reference is not None:
+        set_beside(summary, base.sweep.reference.model_dump())
     if store:
         with ResultStore.open(base.results.url) as results:
             results.save_sweep(summary)
@@ -154,6 +166,26 @@ def sweep(
             summary,
         )
     return summary
+
+
+def _numeric(values: Sequence) -> bool:
+    return all(isinstance(_number(v), int | float) for v in values)
+
+
+def _settings(combo: dict, variants: Mapping[str, Mapping[str, Mapping]]) -> list[str]:
+    """The ``--set`` overrides of one point: its keys' values, or the settings they name."""
+    sets = []
+    for key, value in combo.items():
+        if key in variants:
+            if str(value) not in variants[key]:
+                raise ConfigError(
+                    f"--vary {key}: {value!r} is not one of sweep.variants.{key} "
+                    f"({', '.join(variants[key])})"
+                )
+            sets += [f"{k}={v}" for k, v in variants[key][str(value)].items()]
+        elif key != LAYOUT_KEY:
+            sets.append(f"{key}={value}")
+    return sets
 
 
 def _run_point(combo, n_key, experiment, repeat, store, sweep_id, on_run) -> dict:
@@ -191,7 +223,7 @@ def _point(combo: dict, n_key: str, runs: list[Result], config: ExperimentConfig
     return {
         "_combo_id": id(combo),
         "values": {k: _number(v) for k, v in combo.items()},
-        "n": _number(combo[n_key]),
+        "n": None if n_key is None else _number(combo[n_key]),
         "orders_per_s_runs": [r.orders_per_s for r in runs],
         "p99_ms_runs": [r.latency_ms["p99"] for r in runs],
         "latency_ms_runs": [r.latency_ms for r in runs],
@@ -218,7 +250,7 @@ def _capacity_point(combo, n_key, experiment, slo_p99_ms, repeat, store, sweep_i
     return {
         "_combo_id": id(combo),
         "values": {k: _number(v) for k, v in combo.items()},
-        "n": _number(combo[n_key]),
+        "n": None if n_key is None else _number(combo[n_key]),
         "orders_per_s_runs": [lo] if lo is not None else [],
         # The search's resolution; with no failing rate found, the top is unknown.
         "orders_per_s_bounds": [lo, hi] if lo is not None and hi is not None else None,
