@@ -14,16 +14,10 @@ Pure functions on plain dicts, like :mod:`lab.analysis.sweep_summary`.
 
 from __future__ import annotations
 
-from lab.analysis.bottleneck import first_saturated
 from lab.analysis.intervals import CONFIDENCE, compare, describe_figure
-from lab.analysis.sweep_summary import point_row
+from lab.analysis.sweep_summary import point_label, point_row
 
-__all__ = ["summarize_comparison", "comparison_findings", "is_comparison"]
-
-
-def is_comparison(summary: dict) -> bool:
-    """Whether a stored sweep summary is a comparison (it has ``compare_keys``)."""
-    return bool(summary.get("compare_keys"))
+__all__ = ["summarize_comparison", "comparison_findings"]
 
 
 def summarize_comparison(points: list[dict], keys: list[str]) -> dict:
@@ -47,9 +41,9 @@ def summarize_comparison(points: list[dict], keys: list[str]) -> dict:
             if ref is None or ref["orders_per_s"]["mean"] is None:
                 continue
             row["costs"][key] = _cost(ref, row, firsts[key])
-    summary = {"points": rows, "compare_keys": list(keys), "n_key": None}
-    summary["bottleneck"] = first_saturated(rows) if all(r["n"] is not None for r in rows) else {}
-    summary["findings"] = comparison_findings(rows, keys)
+    # No N, so no "first stage to saturate as N grows".
+    summary = {"points": rows, "compare_keys": list(keys), "n_key": None, "bottleneck": {}}
+    summary["findings"] = comparison_findings(rows)
     return summary
 
 
@@ -72,17 +66,13 @@ def _key(values: dict) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in values.items()))
 
 
-def _label(values: dict) -> str:
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
-
-
-def comparison_findings(rows: list[dict], keys: list[str]) -> list[str]:
+def comparison_findings(rows: list[dict]) -> list[str]:
     """One sentence per point and key it differs in: what that choice cost, tested."""
+    by_values = {_key(r["values"]): r for r in rows}
     out = []
     for row in rows:
         for key, cost in row["costs"].items():
-            ref_values = {**row["values"], key: cost["vs"]}
-            ref = next(r for r in rows if _key(r["values"]) == _key(ref_values))
+            ref = by_values[_key({**row["values"], key: cost["vs"]})]
             if cost["verdict"] == "untestable":
                 verdict = f"{cost['note']}; not called a cost or a gain"
             elif not cost["significant"]:
@@ -94,7 +84,7 @@ def comparison_findings(rows: list[dict], keys: list[str]) -> list[str]:
             p99 = "" if ratio is None else f"; p99 {ratio:.2g}× the reference's"
             mine = describe_figure(row["orders_per_s"], unit=" orders/s")
             out.append(
-                f"{_label(row['values'])}: {mine}"
+                f"{point_label(row['values'])}: {mine}"
                 f" against {describe_figure(ref['orders_per_s'], unit=' orders/s')} with "
                 f"{key.rsplit('.', 1)[-1]}={cost['vs']}{change}: {verdict}{p99}."
             )

@@ -11,6 +11,7 @@ original" is more than noise.
 from __future__ import annotations
 
 from lab.analysis.intervals import describe_figure, has_interval
+from lab.analysis.sweep_summary import point_label
 
 __all__ = ["set_beside"]
 
@@ -37,10 +38,10 @@ def set_beside(summary: dict, reference: dict) -> None:
         point["reference"] = {"orders_per_s": figure, "ratio": ratio, "ratio_interval": interval}
         if ratio is None:
             continue
-        where = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in point["values"].items())
         spread = "" if interval is None else f" ({interval[0]:.2f}–{interval[1]:.2f}×)"
         sentences.append(
-            f"{where}: {describe_figure(mine, unit=' orders/s')}, {ratio:.2f}× the "
+            f"{point_label(point['values'])}: {describe_figure(mine, unit=' orders/s')}, "
+            f"{ratio:.2f}× the "
             f"{figure:,.0f} orders/s of {reference['source']}{spread}."
         )
     summary["findings"] = [*(summary.get("findings") or []), *sentences]

@@ -40,6 +40,7 @@ __all__ = [
     "layout_groups",
     "efficiency_label",
     "point_row",
+    "point_label",
 ]
 
 LAYOUT_KEY = "layout"  #: the pseudo-key of ``values`` that names a point's layout
@@ -94,6 +95,11 @@ def _same(value, n) -> bool:
 def _noun(n_key: str | None) -> str:
     """What N counts, for a sentence: "topology.backends" -> "backends"."""
     return n_key.rsplit(".", 1)[-1].replace("_", " ") if n_key else "units"
+
+
+def point_label(values: dict) -> str:
+    """A point's values for a sentence: "persistence=redis, transport=http"."""
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in values.items())
 
 
 def point_row(p: dict) -> dict:

@@ -13,21 +13,13 @@ def plot_comparison(summary: dict, path) -> Path:
     points, keys = summary["points"], summary["compare_keys"]
     last = keys[-1]
     groups = list(dict.fromkeys(str(p["values"].get(last)) for p in points))
-    labels = list(
-        dict.fromkeys(
-            ", ".join(f"{v}" for k, v in p["values"].items() if k != last) or "all" for p in points
-        )
-    )
+    labels = list(dict.fromkeys(_others(p, last) for p in points))
     fig = Figure(figsize=(8.5, 4.2), dpi=110, layout="constrained")
     tput, latency = fig.subplots(1, 2)
     width = 0.8 / max(len(groups), 1)
     x = np.arange(len(labels))
     for i, group in enumerate(groups):
-        mine = {
-            ", ".join(f"{v}" for k, v in p["values"].items() if k != last) or "all": p
-            for p in points
-            if str(p["values"].get(last)) == group
-        }
+        mine = {_others(p, last): p for p in points if str(p["values"].get(last)) == group}
         chosen = [mine.get(label) for label in labels]
         mean = [np.nan if p is None else p["orders_per_s"]["mean"] or np.nan for p in chosen]
         low = [_gap(p, m, "ci_low") for p, m in zip(chosen, mean, strict=True)]
@@ -46,6 +38,11 @@ def plot_comparison(summary: dict, path) -> Path:
     path = Path(path)
     fig.savefig(path, format="png")
     return path
+
+
+def _others(point: dict, last: str) -> str:
+    """A bar group's label: the point's values but the last key's ("all" if none)."""
+    return ", ".join(f"{v}" for k, v in point["values"].items() if k != last) or "all"
 
 
 def _gap(point, mean, bound) -> float:
