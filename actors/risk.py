@@ -279,14 +279,16 @@ class RiskBook:
         """Compile (or load) the three kernels for every layout a batch can have.
 
         The batches are all zeros: account 0 is unknown and kind 0 is no
-        report, so the state does not change.
+        report, so the state does not change. :meth:`apply` takes two batches
+        whose lengths (so layouts) vary apart, one message with many reports
+        or the other way round, so it is warmed up on every pair of them.
         """
         for n in WARM_UP_SIZES:
             messages = np.zeros(n, message_dtype)
-            reports = np.zeros(n, report_dtype)
             self.check(messages, 0)
-            self.apply(messages, reports)
-            self.apply_maker_fills(reports)
+            self.apply_maker_fills(np.zeros(n, report_dtype))
+            for n_reports in WARM_UP_SIZES:
+                self.apply(messages, np.zeros(n_reports, report_dtype))
 
 
 _REPORT_FIELDS = (
