@@ -127,17 +127,33 @@ def test_lab_serve_without_a_key_says_how_to_give_one():
 
 @pytest.mark.slow
 def test_lab_bench_http_prints_its_three_figures():
+    figures = _bench_json("http", "--layout", "in-process", "--duration", "1")
+    assert figures["bare_rps"] > 0 and figures["per_order_rps"] > 0
+    assert figures["batch_orders_per_s"] == pytest.approx(figures["batch_rps"] * 1000)
+    for leg in ("bare", "per_order", "batch"):
+        assert figures[leg]["failed"] == 0, figures[leg]
+
+
+@pytest.mark.slow
+def test_lab_bench_serve_measures_uvicorn_in_an_actor_and_ray_serve():
+    figures = _bench_json("serve", "--duration", "1", "--repeats", "1", "--in-flight", "4")
+    for leg in ("uvicorn_actor", "ray_serve"):
+        (run,) = figures["runs"][leg]
+        assert run["failed"] == 0 and run["statuses"] == {"200": run["rps"] * run["seconds"]}
+        assert figures[f"{leg}_rps"] == run["rps"] > 0
+    assert figures["faster"] == max(
+        ("uvicorn_actor", "ray_serve"), key=lambda leg: figures[f"{leg}_rps"]
+    )
+
+
+def _bench_json(*args: str) -> dict:
+    """``lab bench ARGS --json`` in a process of its own; the object it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "lab", "bench", "http", "--layout", "in-process"]
-        + ["--duration", "1", "--json"],
+        [sys.executable, "-m", "lab", "bench", *args, "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout)
-    assert figures["bare_rps"] > 0 and figures["per_order_rps"] > 0
-    assert figures["batch_orders_per_s"] == pytest.approx(figures["batch_rps"] * 1000)
-    for leg in ("bare", "per_order", "batch"):
-        assert figures[leg]["failed"] == 0, figures[leg]
+    return json.loads(done.stdout)

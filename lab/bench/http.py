@@ -25,7 +25,7 @@ from lab.run.executor import open_executor
 from lab.run.experiment import Experiment
 from lab.store.result_store import new_run_id
 
-__all__ = ["run_http_bench"]
+__all__ = ["bare_app", "measure", "run_http_bench"]
 
 _BENCH_KEY = "bench-http"  # only for this process's own platform, never stored
 
@@ -47,8 +47,8 @@ def run_http_bench(
         urls = ex.gateway_urls
         singles = _order_bodies(urls, symbols, accounts, 1)
         batches = _order_bodies(urls, symbols, accounts, 1000)
-        per_order = ex.serve_while(lambda: _measure(singles, "/v1/orders", duration_s, in_flight))
-        batch = ex.serve_while(lambda: _measure(batches, "/v1/orders/batch", duration_s, 4))
+        per_order = ex.serve_while(lambda: measure(singles, "/v1/orders", duration_s, in_flight))
+        batch = ex.serve_while(lambda: measure(batches, "/v1/orders/batch", duration_s, 4))
     return {
         "bare_rps": bare["rps"],
         "per_order_rps": per_order["rps"],
@@ -74,17 +74,15 @@ def _measure_bare(duration_s: float, in_flight: int) -> dict:
     server.start()
     try:
         port = ready.get(timeout=60)
-        body = orjson.dumps(_order(1, "S0", 1))
-        return _measure(
-            [(f"http://127.0.0.1:{port}", [body], 1)], "/v1/orders", duration_s, in_flight
-        )
+        target = (f"http://127.0.0.1:{port}", [bare_body()], 1)
+        return measure([target], "/v1/orders", duration_s, in_flight)
     finally:
         server.terminate()
         server.join(10)
 
 
-def _serve_bare(ready) -> None:
-    """A FastAPI endpoint with the gateway's request model, answering at once (a subprocess)."""
+def bare_app():
+    """A FastAPI app with the gateway's request model whose ``POST /v1/orders`` answers at once."""
     from fastapi import FastAPI
 
     from actors.http_models import OrderIn, OrderOut
@@ -96,10 +94,21 @@ def _serve_bare(ready) -> None:
     async def post_order(order: OrderIn):
         return answer
 
+    return app
+
+
+def bare_body() -> bytes:
+    """The one request body the bare endpoints are sent."""
+    return orjson.dumps(_order(1, "S0", 1))
+
+
+def _serve_bare(ready) -> None:
+    """The bare app on uvicorn, in a process of its own."""
+
     async def main() -> None:
         from actors.http_server import HttpServer
 
-        server = HttpServer(app)
+        server = HttpServer(bare_app())
         ready.put(await server.start("127.0.0.1", 0))
         await asyncio.Event().wait()
 
@@ -135,8 +144,12 @@ def _order_bodies(urls: list[str], symbols: list[str], accounts: int, per_reques
     return out
 
 
-def _measure(targets, path: str, duration_s: float, in_flight: int) -> dict:
-    """Run the load client in a process of its own against ``targets``; its counts."""
+def measure(targets, path: str, duration_s: float, in_flight: int) -> dict:
+    """Run the load client in a process of its own against ``targets``; its counts.
+
+    ``targets``: ``(base_url, [request bodies], orders per request)`` per server;
+    the ``in_flight`` workers are spread over them round robin.
+    """
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     client = ctx.Process(target=_load, args=(targets, path, duration_s, in_flight, results))

@@ -218,6 +218,23 @@ def bench_http(
         _print_figures(result)
 
 
+@bench_app.command("serve")
+def bench_serve(
+    duration: float = typer.Option(5.0, "--duration", min=0.5, help="Measured seconds per leg."),
+    in_flight: int = typer.Option(32, "--in-flight", min=1, help="Requests in flight."),
+    repeats: int = typer.Option(2, "--repeats", min=1, help="Runs of each leg, alternated."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """The bare FastAPI app on uvicorn in a Ray actor, and behind Ray Serve."""
+    from lab.bench.serve import run_serve_bench
+
+    result = run_serve_bench(duration_s=duration, in_flight=in_flight, repeats=repeats)
+    if json_out:
+        _print_json(result)
+    else:
+        _print_figures({k: v for k, v in result.items() if k != "runs"})
+
+
 @results_app.command("list")
 def results_list(
     url: str = typer.Option("sqlite:///results/lab.sqlite", "--url", help="Results store."),
