@@ -34,26 +34,14 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from engine.book import RESTING_DTYPE
+from engine.book import TOP_DTYPE
 from engine.messages import MESSAGE_DTYPE, NO_PRICE, REPORT_DTYPE, Action, Reason, ReportKind
-from engine.messages import Side as _Side
 
-__all__ = ["OrderCache", "TOP_DTYPE", "STATUSES", "order_updates", "tops_from_resting"]
+__all__ = ["OrderCache", "TOP_DTYPE", "STATUSES", "order_updates"]
 
 #: Status words, indexed by the codes the script receives (1-based in Lua).
 STATUSES = ("open", "filled", "canceled", "expired", "rejected")
 _OPEN, _FILLED, _CANCELED, _EXPIRED, _REJECTED = range(5)
-
-#: Top of book of one symbol: ``NO_PRICE`` and qty 0 for an empty side.
-TOP_DTYPE = np.dtype(
-    [
-        ("symbol", np.int32),
-        ("bid_price", np.int64),
-        ("bid_qty", np.int64),
-        ("ask_price", np.int64),
-        ("ask_qty", np.int64),
-    ]
-)
 
 # What a state update writes: status and leaves; also price and qty (a
 # modify); every field (an ACK); every field but only into a key that does not
@@ -367,33 +355,6 @@ def _decimal(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # "00".."99" as little-endian uint16 words, and 10**1..10**19.
 _PAIRS = np.frombuffer("".join(f"{k:02d}" for k in range(100)).encode(), np.uint16)
 _POWERS_OF_TEN = np.array([10**k for k in range(1, 20)], np.uint64)
-
-
-def tops_from_resting(resting: np.ndarray, symbols) -> np.ndarray:
-    """``TOP_DTYPE`` rows for ``symbols`` from ``MatchingEngine.resting_orders()``.
-
-    It reads the whole resting book, so it suits tests and slow publishers;
-    the engine has ``best_prices`` but no size of the best level yet.
-    """
-    if not isinstance(resting, np.ndarray) or resting.dtype != RESTING_DTYPE:
-        raise TypeError("resting must be MatchingEngine.resting_orders()")
-    symbols = np.asarray(symbols, np.int32)
-    out = np.zeros(len(symbols), TOP_DTYPE)
-    out["symbol"] = symbols
-    for name, side in (("bid", _Side.BUY), ("ask", _Side.SELL)):
-        # The dump is by symbol, bids then asks, best price first.
-        rows = resting[resting["side"] == side]
-        lo = np.searchsorted(rows["symbol"], symbols, side="left")
-        hi = np.searchsorted(rows["symbol"], symbols, side="right")
-        best = np.full(len(symbols), NO_PRICE, np.int64)
-        qty = np.zeros(len(symbols), np.int64)
-        for k in np.flatnonzero(hi > lo):
-            prices = rows["price"][lo[k] : hi[k]]
-            best[k] = prices[0]
-            qty[k] = rows["qty"][lo[k] : hi[k]][prices == prices[0]].sum()
-        out[f"{name}_price"] = best
-        out[f"{name}_qty"] = qty
-    return out
 
 
 def _glob_escape(text: str) -> str:

@@ -12,11 +12,11 @@ import sys
 import numpy as np
 
 from engine import kernels
-from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, STP_CANCEL_NEWEST, STP_NONE
+from engine.messages import MESSAGE_DTYPE, NO_PRICE, REPORT_DTYPE, STP_CANCEL_NEWEST, STP_NONE
 from engine.snapshot_check import SnapshotError, check_snapshot_state
 from engine.state import BookState, grow, new_state, state_from_arrays
 
-__all__ = ["MatchingEngine", "RESTING_DTYPE", "SnapshotError", "stp_mode"]
+__all__ = ["MatchingEngine", "RESTING_DTYPE", "TOP_DTYPE", "SnapshotError", "stp_mode"]
 
 RESTING_DTYPE = np.dtype(
     [
@@ -26,6 +26,17 @@ RESTING_DTYPE = np.dtype(
         ("account", np.int64),
         ("price", np.int64),
         ("qty", np.int64),
+    ]
+)
+
+#: Top of book of one symbol: ``NO_PRICE`` and qty 0 for an empty side.
+TOP_DTYPE = np.dtype(
+    [
+        ("symbol", np.int32),
+        ("bid_price", np.int64),
+        ("bid_qty", np.int64),
+        ("ask_price", np.int64),
+        ("ask_qty", np.int64),
     ]
 )
 
@@ -171,6 +182,27 @@ class MatchingEngine:
             at = level * kernels.ROW_WIDTH + kernels.L_PRICE
             best.append(None if level < 0 else int(st.levels[at]))
         return best[0], best[1]
+
+    def tops(self, symbols) -> np.ndarray:
+        """``TOP_DTYPE`` rows for ``symbols``: each side's best price and the open qty there.
+
+        Read from the ladders' best levels, which keep their total, so it costs
+        a few array reads per symbol however deep the book is.
+        """
+        symbols = np.asarray(symbols, np.int64)
+        if len(symbols) and (symbols.min() < 0 or symbols.max() >= self.n_symbols):
+            raise ValueError(f"symbols must be in 0..{self.n_symbols - 1}")
+        st = self._st
+        out = np.zeros(len(symbols), TOP_DTYPE)
+        out["symbol"] = symbols
+        for offset, name in ((0, "bid"), (1, "ask")):
+            level = st.books[(2 * symbols + offset) * kernels.SIDE_WIDTH + kernels.B_BEST]
+            found = level >= 0
+            row = level[found] * kernels.ROW_WIDTH
+            out[f"{name}_price"] = NO_PRICE
+            out[f"{name}_price"][found] = st.levels[row + kernels.L_PRICE]
+            out[f"{name}_qty"][found] = st.levels[row + kernels.L_QTY]
+        return out
 
     def memory_bytes(self) -> int:
         """Bytes held by the engine's arrays."""

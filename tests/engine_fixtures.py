@@ -19,6 +19,7 @@ import pytest
 from book_invariants import Ledger, check_invariants
 from reference_book import ReferenceEngine
 
+from engine.book import RESTING_DTYPE, TOP_DTYPE
 from engine.messages import (
     MESSAGE_DTYPE,
     NO_PRICE,
@@ -299,3 +300,30 @@ def rest(session, *msgs):
         session.expect(
             m, [ack(m["order_id"], m["side"], m["price"], m["qty"], account=m["account"])]
         )
+
+
+def tops_from_resting(resting: np.ndarray, symbols) -> np.ndarray:
+    """``TOP_DTYPE`` rows for ``symbols`` from ``MatchingEngine.resting_orders()``.
+
+    The oracle for ``MatchingEngine.tops``: it reads the whole resting book
+    where the engine reads its ladders' best levels.
+    """
+    if not isinstance(resting, np.ndarray) or resting.dtype != RESTING_DTYPE:
+        raise TypeError("resting must be MatchingEngine.resting_orders()")
+    symbols = np.asarray(symbols, np.int32)
+    out = np.zeros(len(symbols), TOP_DTYPE)
+    out["symbol"] = symbols
+    for name, side in (("bid", Side.BUY), ("ask", Side.SELL)):
+        # The dump is by symbol, bids then asks, best price first.
+        rows = resting[resting["side"] == side]
+        lo = np.searchsorted(rows["symbol"], symbols, side="left")
+        hi = np.searchsorted(rows["symbol"], symbols, side="right")
+        best = np.full(len(symbols), NO_PRICE, np.int64)
+        qty = np.zeros(len(symbols), np.int64)
+        for k in np.flatnonzero(hi > lo):
+            prices = rows["price"][lo[k] : hi[k]]
+            best[k] = prices[0]
+            qty[k] = rows["qty"][lo[k] : hi[k]][prices == prices[0]].sum()
+        out[f"{name}_price"] = best
+        out[f"{name}_qty"] = qty
+    return out

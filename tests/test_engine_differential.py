@@ -13,7 +13,7 @@ engine has: snapshot/restore, the state hash, and pool growth.
 import numpy as np
 import pytest
 from book_invariants import Ledger, check_invariants
-from engine_fixtures import BOOK_FIELDS, assert_same_reports, format_message
+from engine_fixtures import BOOK_FIELDS, assert_same_reports, format_message, tops_from_resting
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from reference_book import ReferenceEngine
@@ -198,6 +198,8 @@ def run_both(batches, stp: str, capacity=CAPACITIES[0]) -> tuple[MatchingEngine,
         assert_same_reports(got, want, context)
         assert_same_books(fast.resting_orders(), ref.resting_orders(), context)
         assert fast.n_resting == ref.n_resting
+        tops = fast.tops(SYMBOLS)
+        assert tops.tolist() == tops_from_resting(ref.resting_orders(), SYMBOLS).tolist(), context
         ledger.consume(batch, got)
         check_invariants(fast, ledger)
     return fast, ledger

@@ -13,7 +13,7 @@ import uuid
 import numpy as np
 import pytest
 
-from actors.order_cache import TOP_DTYPE, OrderCache, tops_from_resting
+from actors.order_cache import TOP_DTYPE, OrderCache
 from actors.order_flow import FlowParams, OrderFlow
 from engine import MatchingEngine
 from engine.messages import MESSAGE_DTYPE, NO_PRICE, Action, OrderType, Reason, ReportKind, Side
@@ -130,7 +130,7 @@ def test_the_top_of_book_reaches_a_subscriber():
         new(5, 15, SELL, 101, 2, sym=1),
     )
     reports = engine.process(batch)
-    tops = tops_from_resting(engine.resting_orders(), [0, 1])
+    tops = engine.tops([0, 1])
     assert tops.dtype == TOP_DTYPE
     assert (engine.best_prices(0), engine.best_prices(1)) == ((100, 103), (None, 101))
 
