@@ -11,7 +11,13 @@ snapshots for recovery.
 import numpy as np
 
 from actors.partition import split
-from actors.routing import backend_of_account, global_symbol, symbols_of_shard
+from actors.routing import (
+    backend_of_account,
+    global_symbol,
+    local_symbol,
+    shard_of_symbol,
+    symbols_of_shard,
+)
 from actors.stage_stats import Span, StageStats
 from actors.wire import compress
 from engine import MatchingEngine, ReportKind, Side
@@ -192,6 +198,16 @@ class EngineShard:
                 }
                 for lo, hi in zip(starts[:depth], ends[:depth], strict=True)
             ]
+        return out
+
+    def tops(self, symbols) -> np.ndarray:
+        """``TOP_DTYPE`` rows for global ``symbols`` of this shard: best price and qty a side."""
+        symbols = np.asarray(symbols, np.int64)
+        foreign = symbols[shard_of_symbol(symbols, self.n_shards) != self.shard_id]
+        if len(foreign) or (len(symbols) and symbols.min() < 0):
+            raise ValueError(f"symbols {foreign.tolist()} are not on shard {self.shard_id}")
+        out = self.engine.tops(local_symbol(symbols, self.n_shards))
+        out["symbol"] = symbols
         return out
 
     def order(self, symbol: int, order_id: int) -> dict | None:

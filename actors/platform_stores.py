@@ -7,7 +7,8 @@ taker's backend, which is the one whose client is told of it. With
 ``durability: sync`` the reports wait for the commit (the backend answers no
 order the journal does not hold); with ``async`` they wait only for the queue.
 The cache is kept off the answer's path: its updates go out one after another
-in the background (a batch of 4,096 takes Redis tens of ms), and
+in the background (a batch of 4,096 takes Redis tens of ms), each with the
+top of book of the symbols it touched (:meth:`publish_tops_with`), and
 :meth:`close` waits for the last of them.
 
 Connections open on first use, on the loop of the stage that uses them.
@@ -41,6 +42,8 @@ class PlatformStores:
         self._opening = asyncio.Lock()
         self._opened = False
         self._cache_tail: asyncio.Future | None = None
+        self._fetch_tops = None
+        self._touched: set[int] = set()  # symbols whose top is not published yet
 
     async def open(self) -> None:
         """Connect (once; every later call returns at once)."""
@@ -56,6 +59,16 @@ class PlatformStores:
                 self.cache = OrderCache(spec.cache, f"lab:{spec.run_id}:")
             self._opened = True
 
+    def publish_tops_with(self, fetch) -> None:
+        """Publish, with each group's order states, the top of book of the symbols it touched.
+
+        ``fetch(symbols)`` is a coroutine that returns their ``TOP_DTYPE`` rows.
+        It runs when the group's cache update does, so the top is the book's
+        after that group; when Redis falls behind, one fetch covers every group
+        queued meanwhile (the later groups publish none of their own).
+        """
+        self._fetch_tops = fetch
+
     async def persist(
         self, messages: np.ndarray, reports: np.ndarray, original_seq: np.ndarray
     ) -> None:
@@ -67,8 +80,10 @@ class PlatformStores:
         if not self._opened:
             await self.open()
         if self.cache is not None:
+            if self._fetch_tops is not None:
+                self._touched.update(np.unique(messages["symbol"]).tolist())
             self._cache_tail = asyncio.ensure_future(
-                _after(self._cache_tail, self.cache.record(messages, reports))
+                _after(self._cache_tail, self._record(messages, reports))
             )
         if self.journal is not None:
             kinds = reports["kind"]
@@ -78,6 +93,14 @@ class PlatformStores:
             accepted["seq"] = original_seq[accepted["seq"]]
             fills["seq"] = original_seq[fills["seq"]]
             await self.journal.write(self.spec.run_id, accepted, fills)
+
+    async def _record(self, messages: np.ndarray, reports: np.ndarray) -> None:
+        tops = None
+        if self._touched:
+            symbols = np.array(sorted(self._touched), np.int64)
+            self._touched.clear()
+            tops = await self._fetch_tops(symbols)
+        await self.cache.record(messages, reports, tops)
 
     async def close(self) -> None:
         """Wait for every write; then close the connections."""

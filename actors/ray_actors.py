@@ -154,6 +154,9 @@ class ShardActor(_Located, EngineShard):
     async def order(self, symbol: int, order_id: int) -> dict | None:
         return super().order(symbol, order_id)
 
+    async def tops(self, symbols) -> np.ndarray:
+        return super().tops(symbols)
+
     async def ready(self) -> bool:
         settle_heap()
         return True
@@ -161,11 +164,10 @@ class ShardActor(_Located, EngineShard):
 
 class BackendActor(_Located, Backend):
     def __init__(self, run_id: str, shard_handles: list, shard_addresses=None, **kwargs):
-        if shard_addresses:
-            shards = [StreamShardClient(a) for a in shard_addresses]
-        else:
-            shards = [RayShardClient(h) for h in shard_handles]
-        super().__init__(shards=shards, **kwargs)
+        queries = [RayShardClient(h) for h in shard_handles]
+        shards = [StreamShardClient(a) for a in shard_addresses] if shard_addresses else queries
+        # The streams carry only ``process``: the tops of book go over Ray.
+        super().__init__(shards=shards, top_sources=queries, **kwargs)
         self.warm_up()
         self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
 
@@ -284,6 +286,9 @@ class RayShardClient:
 
     async def order(self, symbol, order_id):
         return await self.handle.order.remote(symbol, order_id)
+
+    async def tops(self, symbols):
+        return await self.handle.tops.remote(symbols)
 
 
 class RayBackendClient:

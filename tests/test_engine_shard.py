@@ -5,12 +5,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from actors.engine_shard import EngineShard, symbol_name
 from actors.order_flow import FlowParams, OrderFlow
 from actors.routing import local_symbol, shard_of_symbol
 from actors.wire import to_messages
-from engine import ReportKind
+from engine import NO_PRICE, ReportKind
 from lab.replay.journal import write_journal
 from tests.pipeline_fixtures import BUY, SELL, new, orders
 
@@ -26,6 +27,15 @@ def test_reports_carry_global_symbols():
     )
     assert set(reports["symbol"]) == {4}
     assert shard.resting() == 1
+
+
+def test_tops_are_asked_and_answered_by_global_symbol():
+    shard = EngineShard(1, 3, 7)
+    shard.process(to_messages(orders(new(1, 1, 1, BUY, 100, 5), new(2, 2, 1, BUY, 100, 2))))
+    tops = shard.tops([4, 1])
+    assert tops.tolist() == [(4, 100, 7, NO_PRICE, 0), (1, NO_PRICE, 0, NO_PRICE, 0)]
+    with pytest.raises(ValueError, match=r"symbols \[2\] are not on shard 1"):
+        shard.tops([1, 2])
 
 
 def test_maker_fills_wait_for_the_makers_backend():

@@ -3,6 +3,8 @@ and the fills the clients were told about, and order states reach the gateway fr
 
 import asyncio
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from actors.order_flow import FlowParams, OrderFlow
 from actors.platform_stores import StoresSpec
 from actors.risk import RiskLimits
 from actors.wire import ORDER_DTYPE
-from engine.messages import ReportKind
+from engine.messages import NO_PRICE, ReportKind
 from lab import Experiment
 from tests.conftest import POSTGRES_URL, REDIS_URL
 
@@ -91,6 +93,111 @@ def test_the_journal_holds_exactly_what_the_clients_were_told(schema, durability
         assert state is not None and state["status"] in {"open", "filled", "canceled", "expired"}
     finally:
         _drop_keys(run_id)
+
+
+def _top_message(row) -> dict:
+    """A ``TOP_DTYPE`` row as the cache publishes it."""
+    symbol, bid, bid_qty, ask, ask_qty = (int(v) for v in row)
+    return {
+        "symbol": symbol,
+        "bid": None if bid == NO_PRICE else bid,
+        "bid_qty": bid_qty,
+        "ask": None if ask == NO_PRICE else ask,
+        "ask_qty": ask_qty,
+    }
+
+
+def _listen(pattern: str, stop: threading.Event, got: list) -> threading.Thread:
+    """Collect every message on channels matching ``pattern`` until ``stop``."""
+    client = redis.Redis.from_url(REDIS_URL)
+    pubsub = client.pubsub()
+    pubsub.psubscribe(pattern)
+    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+
+    def listen():
+        while not stop.is_set():
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is not None:
+                got.append((message["channel"].decode(), json.loads(message["data"])))
+        pubsub.close()
+        client.close()
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_each_batch_publishes_the_top_of_book_of_the_symbols_it_touched():
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    stop, got = threading.Event(), []
+    listener = _listen(f"lab:{run_id}:top:*", stop, got)
+    shards = [EngineShard(i, 2, 4) for i in range(2)]
+
+    async def main():
+        clients = [LocalShardClient(s) for s in shards]
+        backend = Backend(0, 1, clients, 4, 50, stores=StoresSpec(run_id, REDIS_URL))
+        flow = OrderFlow(FlowParams(symbols=4, accounts=50, mean_lifetime_s=0.0), seed=5)
+        for k in range(20):
+            batch = flow.next_batch(200, ORDER_DTYPE, now_ns=k * 1_000_000)
+            batch["seq"] = np.arange(len(batch))
+            reports = await backend.submit(batch)
+            flow.forget(reports["order_id"][reports["kind"] != ReportKind.ACK])
+        await backend.close_stores()
+
+    try:
+        asyncio.run(main())
+        final = {}
+        for shard in shards:
+            for row in shard.tops(shard.symbols):
+                final[int(row["symbol"])] = _top_message(row)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and {m["symbol"] for _, m in got} != set(final):
+            time.sleep(0.05)
+        stop.set()
+        listener.join(10)
+        last = {}
+        for channel, message in got:
+            assert channel == f"lab:{run_id}:top:{message['symbol']}"
+            last[message["symbol"]] = message
+        # One top per symbol per batch at most (fewer when Redis fell behind), and
+        # the last one of each symbol is its book at the end.
+        assert 4 <= len(got) <= 20 * 4
+        assert last == final
+        assert any(m["bid"] is not None and m["ask"] is not None for m in final.values())
+    finally:
+        stop.set()
+        _drop_keys(run_id)
+
+
+@pytest.mark.parametrize("transport", ["ray", "stream"])  # a stream carries no queries
+def test_a_run_on_ray_publishes_consistent_tops_for_every_symbol(ray_session, transport):
+    stop, got = threading.Event(), []
+    listener = _listen("lab:*:top:*", stop, got)
+    overrides = [
+        f"topology.transport={transport}",
+        "experiment.duration_s=2",
+        "experiment.warmup_s=0.5",
+        f"platform.cache={REDIS_URL}",
+    ]
+    experiment = Experiment.from_yaml(
+        ROOT / "configs" / "quickstart.yaml", layout="single-host", overrides=overrides
+    )
+    result = None
+    try:
+        result = experiment.run(store=False)
+        stop.set()
+        listener.join(10)
+        assert result.status == "ok" and result.errors == 0, result.first_error
+        mine = [m for channel, m in got if channel.startswith(f"lab:{result.run_id}:top:")]
+        assert {m["symbol"] for m in mine} == set(range(8))
+        for m in mine:
+            for side in ("bid", "ask"):
+                assert (m[side] is None) == (m[f"{side}_qty"] == 0), m
+            assert m["bid"] is None or m["ask"] is None or m["bid"] < m["ask"], m
+    finally:
+        stop.set()
+        if result is not None:
+            _drop_keys(result.run_id)
 
 
 def test_platform_full_journals_what_it_acknowledged(schema, tmp_path):
