@@ -31,7 +31,6 @@ from actors.risk import RiskBook, RiskLimits
 from actors.routing import generator_of_order, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
 from actors.wire import MAKER_DONE, check_batch, compress, to_messages
-from engine.book import TOP_DTYPE
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient", "ShardFailed"]
@@ -57,7 +56,6 @@ class Backend:
         noop: bool = False,
         clock=time.monotonic,
         stores: StoresSpec | None = None,
-        top_sources: list | None = None,
     ):
         self.backend_id = backend_id
         self.n_backends = n_backends
@@ -78,10 +76,6 @@ class Backend:
         self._makers_done: dict[int, list[np.ndarray]] = {}
         #: the platform's Redis cache and PostgreSQL journal, when the config has them
         self.stores = PlatformStores(stores) if stores is not None else None
-        #: what answers ``tops`` for each shard (``shards`` unless their transport cannot)
-        self._top_sources = top_sources or shards
-        if self.stores is not None:
-            self.stores.publish_tops_with(self._fetch_tops)
 
     def warm_up(self) -> None:
         """Compile (or load) the risk and routing kernels, as :meth:`EngineShard.warm_up` does."""
@@ -183,7 +177,7 @@ class Backend:
             return_exceptions=True,
         )
         with span:
-            out, failed = [], {}
+            out, failed, tops = [], {}, []
             for (shard, part), reply in zip(parts, replies, strict=True):
                 if isinstance(reply, BaseException):
                     if not self.noop:
@@ -193,7 +187,8 @@ class Backend:
                     error = ShardFailed(f"engine-{shard}: {type(reply).__name__}: {reply}")
                     failed.update(dict.fromkeys(np.unique(owner[part["seq"]]).tolist(), error))
                     continue
-                reports, maker_fills = reply
+                reports, maker_fills, *top = reply  # a shard that publishes tops adds them
+                tops += top
                 if not self.noop:
                     self.risk.apply(part, reports)
                     self.risk.apply_maker_fills(maker_fills)
@@ -202,7 +197,12 @@ class Backend:
             if out:
                 reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
                 if self.stores is not None:
-                    persisted = _reached_shards(combined, parts, replies, symbols), reports.copy()
+                    persisted = (
+                        _reached_shards(combined, parts, replies, symbols),
+                        reports.copy(),
+                        original_seq,
+                        np.concatenate(tops) if tops else None,
+                    )
                 self._note_makers_done(reports)
                 index = reports["seq"].copy()
                 reports["seq"] = original_seq[index]
@@ -211,23 +211,8 @@ class Backend:
                 results = [_NO_REPORTS] * len(batches)
         self.stats.busy_ns += span.cpu_ns
         if persisted is not None:  # with durability sync, answered once committed
-            await self.stores.persist(*persisted, original_seq)
+            await self.stores.persist(*persisted)
         return [failed.get(k, result) for k, result in enumerate(results)]
-
-    async def _fetch_tops(self, symbols: np.ndarray) -> np.ndarray:
-        """The top of book of global ``symbols``, one call per shard that has any.
-
-        A shard that does not answer leaves its symbols out: a missed top of
-        book is published again with the symbol's next batch.
-        """
-        routes = shard_of_symbol(symbols, len(self.shards))
-        owners = np.unique(routes).tolist()
-        got = await asyncio.gather(
-            *(self._top_sources[s].tops(symbols[routes == s]) for s in owners),
-            return_exceptions=True,
-        )
-        tops = [t for t in got if not isinstance(t, BaseException)]
-        return np.concatenate(tops) if tops else np.zeros(0, TOP_DTYPE)
 
     async def close_stores(self) -> None:
         """Wait for every journal and cache write, then disconnect (the run's end)."""

@@ -27,9 +27,6 @@ class LocalShardClient:
     async def order(self, symbol, order_id):
         return self.shard.order(symbol, order_id)
 
-    async def tops(self, symbols):
-        return self.shard.tops(symbols)
-
 
 class LocalBackendClient:
     def __init__(self, backend: Backend):

@@ -9,8 +9,9 @@ Layout, under a per-run prefix (for example ``lab:<run_id>:``):
   A maker filled in a batch whose taker's backend never saw the maker's own
   ACK holds only ``status`` and ``leaves``.
 * ``<prefix>top:<symbol>``: a channel; after a batch, one JSON message per
-  symbol the batch touched: ``{"symbol", "bid", "bid_qty", "ask", "ask_qty"}``
-  (``null`` price and 0 qty for an empty side).
+  symbol the batch touched: ``{"symbol", "bid", "bid_qty", "ask", "ask_qty",
+  "seq"}`` (``null`` price and 0 qty for an empty side). Backends publish
+  independently, so a subscriber keeps the top with the highest ``seq``.
 
 Expiry: every write sets the hash's TTL to ``ttl_s`` again (a day by default),
 so an order's key lives ``ttl_s`` after its last change and a run's keys go
@@ -201,13 +202,14 @@ class OrderCache:
         if not isinstance(tops, np.ndarray) or tops.dtype != TOP_DTYPE:
             raise TypeError("tops must be a NumPy array of TOP_DTYPE")
         for row in tops.tolist():  # a few symbols per batch
-            symbol, bid, bid_qty, ask, ask_qty = row
+            symbol, bid, bid_qty, ask, ask_qty, seq = row
             message = {
                 "symbol": symbol,
                 "bid": None if bid == NO_PRICE else bid,
                 "bid_qty": bid_qty,
                 "ask": None if ask == NO_PRICE else ask,
                 "ask_qty": ask_qty,
+                "seq": seq,
             }
             pipe.publish(self.top_channel(symbol), json.dumps(message))
 

@@ -8,7 +8,7 @@ taker's backend, which is the one whose client is told of it. With
 order the journal does not hold); with ``async`` they wait only for the queue.
 The cache is kept off the answer's path: its updates go out one after another
 in the background (a batch of 4,096 takes Redis tens of ms), each with the
-top of book of the symbols it touched (:meth:`publish_tops_with`), and
+top of book of the symbols it touched (from the shards' replies), and
 :meth:`close` waits for the last of them.
 
 Connections open on first use, on the loop of the stage that uses them.
@@ -42,8 +42,6 @@ class PlatformStores:
         self._opening = asyncio.Lock()
         self._opened = False
         self._cache_tail: asyncio.Future | None = None
-        self._fetch_tops = None
-        self._touched: set[int] = set()  # symbols whose top is not published yet
 
     async def open(self) -> None:
         """Connect (once; every later call returns at once)."""
@@ -59,31 +57,25 @@ class PlatformStores:
                 self.cache = OrderCache(spec.cache, f"lab:{spec.run_id}:")
             self._opened = True
 
-    def publish_tops_with(self, fetch) -> None:
-        """Publish, with each group's order states, the top of book of the symbols it touched.
-
-        ``fetch(symbols)`` is a coroutine that returns their ``TOP_DTYPE`` rows.
-        It runs when the group's cache update does, so the top is the book's
-        after that group; when Redis falls behind, one fetch covers every group
-        queued meanwhile (the later groups publish none of their own).
-        """
-        self._fetch_tops = fetch
-
     async def persist(
-        self, messages: np.ndarray, reports: np.ndarray, original_seq: np.ndarray
+        self,
+        messages: np.ndarray,
+        reports: np.ndarray,
+        original_seq: np.ndarray,
+        tops: np.ndarray | None = None,
     ) -> None:
         """Journal (and cache) one group.
 
         ``messages`` and ``reports`` are numbered alike (``seq``: the group's own
         0..n-1); the journal stores each message's and fill's ``original_seq`` instead.
+        ``tops`` (``TOP_DTYPE``, the shards' books as the group left them) are
+        published with the group's order states.
         """
         if not self._opened:
             await self.open()
         if self.cache is not None:
-            if self._fetch_tops is not None:
-                self._touched.update(np.unique(messages["symbol"]).tolist())
             self._cache_tail = asyncio.ensure_future(
-                _after(self._cache_tail, self._record(messages, reports))
+                _after(self._cache_tail, self.cache.record(messages, reports, tops))
             )
         if self.journal is not None:
             kinds = reports["kind"]
@@ -93,14 +85,6 @@ class PlatformStores:
             accepted["seq"] = original_seq[accepted["seq"]]
             fills["seq"] = original_seq[fills["seq"]]
             await self.journal.write(self.spec.run_id, accepted, fills)
-
-    async def _record(self, messages: np.ndarray, reports: np.ndarray) -> None:
-        tops = None
-        if self._touched:
-            symbols = np.array(sorted(self._touched), np.int64)
-            self._touched.clear()
-            tops = await self._fetch_tops(symbols)
-        await self.cache.record(messages, reports, tops)
 
     async def close(self) -> None:
         """Wait for every write; then close the connections."""

@@ -29,6 +29,7 @@ from actors.order_flow import OrderFlow
 from actors.report_digest import fills_and_rejects
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
+from engine.book import TOP_DTYPE
 from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 
@@ -117,10 +118,10 @@ class ShardActor(_Located, EngineShard):
         self._metrics = _Metered(f"engine-{self.shard_id}", run_id)
 
     async def process(self, messages, backend_id=0):
-        reports, outbox = super().process(messages, backend_id)
+        reply = super().process(messages, backend_id)
         if len(messages):
-            self._metrics.count_reports(len(messages), reports)
-        return reports, outbox
+            self._metrics.count_reports(len(messages), reply[0])
+        return reply
 
     async def open_stream(self) -> tuple[str, int]:
         """Serve ``process`` over a stream too (``topology.transport: stream``); its address."""
@@ -154,9 +155,6 @@ class ShardActor(_Located, EngineShard):
     async def order(self, symbol: int, order_id: int) -> dict | None:
         return super().order(symbol, order_id)
 
-    async def tops(self, symbols) -> np.ndarray:
-        return super().tops(symbols)
-
     async def ready(self) -> bool:
         settle_heap()
         return True
@@ -164,10 +162,11 @@ class ShardActor(_Located, EngineShard):
 
 class BackendActor(_Located, Backend):
     def __init__(self, run_id: str, shard_handles: list, shard_addresses=None, **kwargs):
-        queries = [RayShardClient(h) for h in shard_handles]
-        shards = [StreamShardClient(a) for a in shard_addresses] if shard_addresses else queries
-        # The streams carry only ``process``: the tops of book go over Ray.
-        super().__init__(shards=shards, top_sources=queries, **kwargs)
+        if shard_addresses:
+            shards = [StreamShardClient(a) for a in shard_addresses]
+        else:
+            shards = [RayShardClient(h) for h in shard_handles]
+        super().__init__(shards=shards, **kwargs)
         self.warm_up()
         self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
 
@@ -287,9 +286,6 @@ class RayShardClient:
     async def order(self, symbol, order_id):
         return await self.handle.order.remote(symbol, order_id)
 
-    async def tops(self, symbols):
-        return await self.handle.tops.remote(symbols)
-
 
 class RayBackendClient:
     def __init__(self, handle):
@@ -301,11 +297,11 @@ class RayBackendClient:
 
 class StreamShardClient:
     def __init__(self, address):
-        self.stream = StreamClient(address, REPORT_DTYPE)
+        # reports, the maker fills, and the tops of book if the shard publishes them
+        self.stream = StreamClient(address, (REPORT_DTYPE, REPORT_DTYPE, TOP_DTYPE))
 
     async def process(self, messages, backend_id):
-        reports, outbox = await self.stream.call(messages, backend_id)
-        return reports, outbox
+        return tuple(await self.stream.call(messages, backend_id))
 
 
 class StreamBackendClient:

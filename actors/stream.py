@@ -100,9 +100,12 @@ class StreamServer:
 class StreamClient:
     """One connection to a :class:`StreamServer`, shared by concurrent calls."""
 
-    def __init__(self, address: tuple[str, int], reply_dtype: np.dtype):
+    def __init__(self, address: tuple[str, int], reply_dtype):
+        """``reply_dtype``: the replies' record type, or one per array of a reply
+        (the last one for any array past them)."""
         self.address = tuple(address)
-        self._reply_dtype = np.dtype(reply_dtype)
+        kinds = reply_dtype if isinstance(reply_dtype, (list, tuple)) else [reply_dtype]
+        self._reply_dtypes = [np.dtype(d) for d in kinds]
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._writer: asyncio.StreamWriter | None = None
@@ -147,7 +150,7 @@ class StreamClient:
                 if arg == ERROR:
                     reply = _remote_error(payload.decode(errors="replace"))
                 else:  # parsed before its call leaves the pending ones, so a bad one fails it
-                    reply = _read_arrays(payload, arg, self._reply_dtype)
+                    reply = _read_arrays(payload, arg, self._reply_dtypes)
                 done = self._pending.pop(request_id, None)
                 if done is None or done.done():
                     continue
@@ -198,9 +201,10 @@ def _bytes_of(a: np.ndarray) -> memoryview:
     return memoryview(a.view(np.uint8))
 
 
-def _read_arrays(payload: bytes, count: int, dtype: np.dtype) -> list[np.ndarray]:
+def _read_arrays(payload: bytes, count: int, dtypes: list[np.dtype]) -> list[np.ndarray]:
     out, at = [], 0
-    for _ in range(count):
+    for k in range(count):
+        dtype = dtypes[min(k, len(dtypes) - 1)]
         (n,) = _LENGTH.unpack_from(payload, at)
         at += _LENGTH.size
         out.append(np.frombuffer(payload, dtype, n // dtype.itemsize, at))

@@ -29,7 +29,8 @@ RESTING_DTYPE = np.dtype(
     ]
 )
 
-#: Top of book of one symbol: ``NO_PRICE`` and qty 0 for an empty side.
+#: Top of book of one symbol: ``NO_PRICE`` and qty 0 for an empty side; ``seq``:
+#: the engine's messages so far, so of two tops of a symbol the later has the higher.
 TOP_DTYPE = np.dtype(
     [
         ("symbol", np.int32),
@@ -37,6 +38,7 @@ TOP_DTYPE = np.dtype(
         ("bid_qty", np.int64),
         ("ask_price", np.int64),
         ("ask_qty", np.int64),
+        ("seq", np.int64),
     ]
 )
 
@@ -195,6 +197,7 @@ class MatchingEngine:
         st = self._st
         out = np.zeros(len(symbols), TOP_DTYPE)
         out["symbol"] = symbols
+        out["seq"] = self.messages
         for offset, name in ((0, "bid"), (1, "ask")):
             level = st.books[(2 * symbols + offset) * kernels.SIDE_WIDTH + kernels.B_BEST]
             found = level >= 0

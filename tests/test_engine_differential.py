@@ -198,8 +198,10 @@ def run_both(batches, stp: str, capacity=CAPACITIES[0]) -> tuple[MatchingEngine,
         assert_same_reports(got, want, context)
         assert_same_books(fast.resting_orders(), ref.resting_orders(), context)
         assert fast.n_resting == ref.n_resting
-        tops = fast.tops(SYMBOLS)
-        assert tops.tolist() == tops_from_resting(ref.resting_orders(), SYMBOLS).tolist(), context
+        tops, want = fast.tops(SYMBOLS), tops_from_resting(ref.resting_orders(), SYMBOLS)
+        assert (tops["seq"] == fast.messages).all()
+        want["seq"] = fast.messages
+        assert tops.tolist() == want.tolist(), context
         ledger.consume(batch, got)
         check_invariants(fast, ledger)
     return fast, ledger

@@ -33,9 +33,18 @@ def test_tops_are_asked_and_answered_by_global_symbol():
     shard = EngineShard(1, 3, 7)
     shard.process(to_messages(orders(new(1, 1, 1, BUY, 100, 5), new(2, 2, 1, BUY, 100, 2))))
     tops = shard.tops([4, 1])
-    assert tops.tolist() == [(4, 100, 7, NO_PRICE, 0), (1, NO_PRICE, 0, NO_PRICE, 0)]
+    assert tops.tolist() == [(4, 100, 7, NO_PRICE, 0, 2), (1, NO_PRICE, 0, NO_PRICE, 0, 2)]
     with pytest.raises(ValueError, match=r"symbols \[2\] are not on shard 1"):
         shard.tops([1, 2])
+
+
+def test_a_publishing_shard_replies_with_the_tops_of_the_symbols_its_batch_named():
+    shard = EngineShard(1, 3, 7, publish_tops=True)
+    batch = to_messages(orders(new(1, 1, 1, BUY, 100, 5), new(2, 2, 9, SELL, 101, 2)))
+    reports, outbox, tops = shard.process(batch)  # local symbol 9 does not exist
+    assert len(outbox) == 0 and ReportKind.REJECT in reports["kind"].tolist()
+    assert tops.tolist() == [(4, 100, 5, NO_PRICE, 0, 2)]
+    assert len(EngineShard(1, 3, 7).process(batch)) == 2  # the default: no tops
 
 
 def test_maker_fills_wait_for_the_makers_backend():

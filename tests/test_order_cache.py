@@ -151,8 +151,9 @@ def test_the_top_of_book_reaches_a_subscriber():
         return got, cache.top_channel(0), cache.top_channel(1)
 
     got, zero, one = run(cached(test))
-    assert got[zero] == {"symbol": 0, "bid": 100, "bid_qty": 7, "ask": 103, "ask_qty": 7}
-    assert got[one] == {"symbol": 1, "bid": None, "bid_qty": 0, "ask": 101, "ask_qty": 2}
+    n = engine.messages  # the seq of both tops: all of the batch
+    assert got[zero] == {"symbol": 0, "bid": 100, "bid_qty": 7, "ask": 103, "ask_qty": 7, "seq": n}
+    assert got[one] == {"symbol": 1, "bid": None, "bid_qty": 0, "ask": 101, "ask_qty": 2, "seq": n}
 
 
 def test_every_key_has_a_ttl_and_expires():

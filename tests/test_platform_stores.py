@@ -97,13 +97,14 @@ def test_the_journal_holds_exactly_what_the_clients_were_told(schema, durability
 
 def _top_message(row) -> dict:
     """A ``TOP_DTYPE`` row as the cache publishes it."""
-    symbol, bid, bid_qty, ask, ask_qty = (int(v) for v in row)
+    symbol, bid, bid_qty, ask, ask_qty, seq = (int(v) for v in row)
     return {
         "symbol": symbol,
         "bid": None if bid == NO_PRICE else bid,
         "bid_qty": bid_qty,
         "ask": None if ask == NO_PRICE else ask,
         "ask_qty": ask_qty,
+        "seq": seq,
     }
 
 
@@ -131,7 +132,7 @@ def test_each_batch_publishes_the_top_of_book_of_the_symbols_it_touched():
     run_id = f"run-{uuid.uuid4().hex[:8]}"
     stop, got = threading.Event(), []
     listener = _listen(f"lab:{run_id}:top:*", stop, got)
-    shards = [EngineShard(i, 2, 4) for i in range(2)]
+    shards = [EngineShard(i, 2, 4, publish_tops=True) for i in range(2)]
 
     async def main():
         clients = [LocalShardClient(s) for s in shards]
@@ -159,17 +160,19 @@ def test_each_batch_publishes_the_top_of_book_of_the_symbols_it_touched():
         for channel, message in got:
             assert channel == f"lab:{run_id}:top:{message['symbol']}"
             last[message["symbol"]] = message
-        # One top per symbol per batch at most (fewer when Redis fell behind), and
-        # the last one of each symbol is its book at the end.
+        # One top per symbol a batch named, and the last of each symbol is its final book.
         assert 4 <= len(got) <= 20 * 4
         assert last == final
+        for symbol in final:  # one backend: its tops of a symbol come in book order
+            seqs = [m["seq"] for _, m in got if m["symbol"] == symbol]
+            assert seqs == sorted(seqs)
         assert any(m["bid"] is not None and m["ask"] is not None for m in final.values())
     finally:
         stop.set()
         _drop_keys(run_id)
 
 
-@pytest.mark.parametrize("transport", ["ray", "stream"])  # a stream carries no queries
+@pytest.mark.parametrize("transport", ["ray", "stream"])
 def test_a_run_on_ray_publishes_consistent_tops_for_every_symbol(ray_session, transport):
     stop, got = threading.Event(), []
     listener = _listen("lab:*:top:*", stop, got)

@@ -114,6 +114,7 @@ def plan_stages(config: ExperimentConfig, serving: bool = False, run_id: str = "
                 noop=t.noop,
                 journal=t.journal,
                 orders=t.engine_orders,
+                publish_tops=config.platform.cache is not None,
             ),
             r.engine.ray_options(),
         )
