@@ -100,11 +100,12 @@ def test_a_rate_passes_on_most_of_its_runs_and_a_tie_counts_against_it():
 
 
 SHORT = [
-    "experiment.duration_s=2.5",
+    "experiment.duration_s=3.5",
     "experiment.warmup_s=0.5",
     "experiment.drain_s=1",
     "capacity.tolerance=0.5",
-    "capacity.max_points=4",
+    # Room to halve down to a thirty-second of the start, should a loaded CI need it.
+    "capacity.max_points=6",
 ]
 
 
@@ -116,7 +117,7 @@ def test_capacity_of_the_quickstart_topology_on_ray(ray_session, tmp_path):
     assert found["capacity_orders_per_s"] > 0
     assert found["slo_p99_ms"] == 200.0 and found["p99_ms"] <= 200.0
     rates = [p["rate_per_s"] for p in found["points"]]
-    assert rates == sorted(rates) and len(seen) == len(rates) <= 4
+    assert rates == sorted(rates) and len(seen) == len(rates) <= 6
     for point in found["points"]:
         assert {"offered_per_s", "orders_per_s", "p99_ms", "overloaded", "passed"} <= set(point)
         assert point["passed"] == (not point["overloaded"] and point["p99_ms"] <= 200.0)

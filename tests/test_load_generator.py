@@ -31,6 +31,10 @@ class StallingBackend:
         return await self.inner.submit(orders, client)
 
 
+#: How long a loaded 2-core CI machine may stall an event loop at a window's edge.
+STALL_ALLOWANCE_S = 0.25
+
+
 def generator(backends, rate, batch_size=64, wait_s=0.002, max_in_flight=1000):
     flow = OrderFlow(FlowParams(symbols=4, accounts=100), seed=5)
     gen = LoadGenerator(0, backends, flow, rate, batch_size, wait_s, max_in_flight, seed=5)
@@ -46,16 +50,18 @@ def run(gen, warmup_s, duration_s, drain_s=5.0):
 def test_open_loop_sends_a_poisson_stream_at_the_target_rate():
     _, (backend,) = build(n_shards=1, n_symbols=4)
     gen = generator([LocalBackend(backend)], rate=3000.0)
-    tally, _ = run(gen, warmup_s=0.0, duration_s=1.5)
-    expected = 3000 * 1.5
+    # 3 s: a stall of 5% of the window (150 ms) on a loaded machine would read as overload.
+    tally, _ = run(gen, warmup_s=0.0, duration_s=3.0)
+    expected = 3000 * 3.0
     assert abs(tally["offered"] - expected) < 5 * expected**0.5  # 5 standard deviations
     # Every offered order went out, and all but those still in flight at the end came back.
     assert abs(tally["sent"] + tally["unsent"] - tally["offered"]) < 64
-    assert tally["unsent"] < 64 and tally["unanswered"] == 0
+    # Unsent: the batch due as the window closed, and what came due in a stall past it.
+    assert tally["unsent"] <= 64 + 3000 * STALL_ALLOWANCE_S and tally["unanswered"] == 0
     assert tally["acked"] + tally["rejects"] == tally["answered"]
     assert tally["offered"] - tally["answered"] <= tally["in_flight_at_end"] + tally["unsent"]
     assert tally["errors"] == 0
-    result = Result.from_tallies([tally], 1.5, run_id="r", name="n", layout="l")
+    result = Result.from_tallies([tally], 3.0, run_id="r", name="n", layout="l")
     assert result.overloaded is False and result.generator_limited is False
 
 
@@ -79,7 +85,9 @@ def test_warmup_orders_are_left_out_of_the_measured_tally():
     gen = generator([LocalBackend(backend)], rate=2000.0)
     tally, _ = run(gen, warmup_s=0.5, duration_s=1.0)
     assert abs(tally["offered"] - 1000) < 5 * 1000**0.5
-    assert abs(tally["sent"] - 1000) < 5 * 1000**0.5
+    # Sent in the window: what was offered in it, give or take a batch at each edge and
+    # what a stall at the end left unsent.
+    assert abs(tally["sent"] - tally["offered"]) <= 2 * 64 + 2000 * STALL_ALLOWANCE_S
     # Latency covers the orders answered in the window, from their intended times.
     latency = LatencyHistogram.from_dict(tally["latency"])
     assert latency.count == tally["answered"]
@@ -194,11 +202,12 @@ def test_calls_still_out_after_the_drain_are_reported_not_waited_for():
     gen = generator([Silent()], rate=2000.0, max_in_flight=10_000)
     started = time.monotonic()
     tally, _ = run(gen, warmup_s=0.0, duration_s=0.5, drain_s=0.3)
-    assert time.monotonic() - started < 0.05 + 0.5 + 0.3 + 0.4
+    assert time.monotonic() - started < 0.05 + 0.5 + 0.3 + 2.0
     assert tally["answered"] == 0 and tally["unanswered"] > 0
     # All in flight when the window closed, and the last batch, sent at its very end.
     assert tally["in_flight_at_end"] <= tally["unanswered"] <= tally["in_flight_at_end"] + 64
-    assert tally["overrun_s"] == pytest.approx(0.3, abs=0.05)
+    # The drain's whole 0.3 s, and however late the loop woke from it.
+    assert 0.29 <= tally["overrun_s"] < 0.3 + STALL_ALLOWANCE_S
     result = Result.from_tallies([tally], 0.5, run_id="r", name="n", layout="l")
     assert result.overloaded is True and result.orders_per_s == 0
 

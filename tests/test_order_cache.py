@@ -170,10 +170,10 @@ def test_every_key_has_a_ttl_and_expires():
     async def short(cache):
         await cache.record(batch, reports)
         present = await cache.get_order(0, 1)
-        await asyncio.sleep(2.2)
+        await asyncio.sleep(4.2)
         return present, await cache.get_order(0, 1)
 
-    present, later = run(cached(short, ttl_s=1))
+    present, later = run(cached(short, ttl_s=3))
     assert present is not None and later is None
 
 

@@ -113,7 +113,10 @@ def _listen(pattern: str, stop: threading.Event, got: list) -> threading.Thread:
     client = redis.Redis.from_url(REDIS_URL)
     pubsub = client.pubsub()
     pubsub.psubscribe(pattern)
-    assert pubsub.get_message(timeout=5)["type"] == "psubscribe"
+    confirmed, deadline = None, time.monotonic() + 30
+    while confirmed is None and time.monotonic() < deadline:
+        confirmed = pubsub.get_message(timeout=1)
+    assert confirmed is not None and confirmed["type"] == "psubscribe"
 
     def listen():
         while not stop.is_set():
@@ -196,10 +199,18 @@ def test_a_run_on_ray_publishes_consistent_tops_for_every_symbol(ray_session, tr
     result = None
     try:
         result = experiment.run(store=False)
+        prefix = f"lab:{result.run_id}:top:"
+
+        def published():
+            return [m for channel, m in list(got) if channel.startswith(prefix)]
+
+        deadline = time.monotonic() + 20  # a starved listener may still be reading
+        while time.monotonic() < deadline and {m["symbol"] for m in published()} != set(range(8)):
+            time.sleep(0.05)
         stop.set()
         listener.join(10)
         assert result.status == "ok" and result.errors == 0, result.first_error
-        mine = [m for channel, m in got if channel.startswith(f"lab:{result.run_id}:top:")]
+        mine = published()
         assert {m["symbol"] for m in mine} == set(range(8))
         for m in mine:
             for side in ("bid", "ask"):

@@ -51,13 +51,20 @@ def test_arrays_round_trip_with_the_argument():
 
 def test_concurrent_calls_share_a_connection_and_replies_may_come_out_of_order():
     finished = []
+    done = {}
 
     async def handler(batch, arg):
-        await asyncio.sleep(0.01 * (5 - arg))  # the first request answers last
+        # Each call waits until the one after it is answered: a server that handled them
+        # one at a time would never answer (and the test times out), and the first
+        # request answers last.
+        if arg < 4:
+            await done[arg + 1].wait()
         finished.append(arg)
+        done[arg].set()
         return (batch,)
 
     async def main():
+        done.update({k: asyncio.Event() for k in range(5)})
         server, address = await _served(handler)
         client = StreamClient(address, PAIR)
         batches = [np.array([(k, k)], dtype=PAIR) for k in range(5)]
