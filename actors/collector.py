@@ -4,7 +4,7 @@ Every ``interval_s`` it asks each actor for the figures of the interval just
 ended (``take_stats``) and merges them: orders sent, answered (acknowledged,
 rejected or failed: throughput by completion), the generators' backlog and
 schedule lag, the shards' resting orders, latency histograms per second, and
-per actor its busy fraction, batches and queue depth. A source that fails to
+per actor its busy fraction, its process's CPU, batches and queue depth. A source that fails to
 answer a poll is counted (``failed_polls``) and named in its actor's series.
 ``progress()`` is what the live display shows. Times are on the collector's
 own monotonic clock, from its start signal.
@@ -75,6 +75,8 @@ class Collector:
                 {
                     "t_s": point["t_s"],
                     "busy": round(stage["busy_ns"] / span_ns, 4),
+                    "cpu": round(stage.get("process_cpu_ns", 0) / span_ns, 4),
+                    "host_busy": stage.get("host_busy"),
                     "batches": stage["batches"],
                     "messages": stage["messages"],
                     "max_queue": stage["max_queue"],

@@ -27,6 +27,7 @@ from actors.load_generator import LoadGenerator, RunWindow
 from actors.local import LocalBackendClient
 from actors.order_flow import OrderFlow
 from actors.report_digest import fills_and_rejects
+from actors.stage_stats import host_cpus
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
 from engine.book import TOP_DTYPE
@@ -101,6 +102,7 @@ class _Located:
             "node_ip": ray.util.get_node_ip_address(),
             "node_id": context.get_node_id(),
             "pid": os.getpid(),
+            "host_cpus": host_cpus(),
         }
 
 

@@ -78,6 +78,17 @@ def test_the_busiest_stage_comes_first_in_where_the_time_goes():
     assert "collector" not in out[1]
 
 
+def test_where_the_time_goes_says_when_the_host_had_no_core_free():
+    quiet, full = point("a", 1, 1000), point("a", 2, 900, busy=0.05)
+    for name, cpu in (("engine-0", 0.9), ("backend-0", 0.95)):
+        full["actors"][name].update(cpu=cpu, host="h", pid=name, host_cpus=2)
+    out = findings([quiet, full], "N")
+    assert "backend 5% busy, its process 95% of a core (9.0 µs/message)" in out[1]
+    assert "No core was free: h's CPUs were 92% busy (its 2 actor processes used 1.85" in out[1]
+    assert "waiting on transport" not in out[1]
+    assert "waiting on transport" in findings([quiet, point("a", 2, 900)], "N")[1]
+
+
 def test_layouts_are_compared_at_the_same_n_by_the_same_test():
     pts = [
         point("single-host", 4, [3000, 3010, 2990]),

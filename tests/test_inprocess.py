@@ -10,6 +10,7 @@ import pytest
 
 from actors.load_generator import LoadGenerator
 from lab import Experiment
+from lab.analysis.bottleneck import host_load
 from lab.errors import RunFailed
 from lab.store.result_store import ResultStore
 
@@ -71,6 +72,11 @@ def test_in_process_and_ray_results_have_the_same_shape(ray_session, tmp_path):
     in_process = _experiment(tmp_path, "in-process").run(store=False).to_dict()
     assert _shape(in_process) == _shape(on_ray)
     assert {a["pid"] for a in in_process["actors"].values()} == {os.getpid()}
+    # One process for every stage: counted once, not once per stage.
+    (host,) = host_load(in_process["actors"]).values()
+    assert host["processes"] == 1 and 0 < host["cpu_used"] <= host["cpus"]
+    (host,) = host_load(on_ray["actors"]).values()
+    assert host["processes"] == len(on_ray["actors"]) and host["cpu_used"] > 0
 
 
 def test_a_stage_that_fails_in_process_fails_the_run_and_keeps_its_figures(tmp_path, monkeypatch):

@@ -49,6 +49,10 @@ def test_run_measures_and_stores_in_sqlite(ray_session, tmp_path):
     }
     assert all(a["host"] and a["node_id"] for a in result.actors.values())
     assert result.actors["engine-0"]["messages"] > 0
+    # Each actor's process and the CPU it used, its work spans and all the rest.
+    pipeline = [a for name, a in result.actors.items() if name != "collector-0"]
+    assert len({a["pid"] for a in pipeline}) == len(pipeline)
+    assert all(a["cpu"] > 0 and a["host_cpus"] >= 1 for a in pipeline)
     assert result.environment["cpu_count"] >= 1 and "ray" in result.environment["packages"]
     assert result.config["topology"]["engines"] == 2
     assert len(result.series) >= 2 and any(p["acked"] for p in result.series)

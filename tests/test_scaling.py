@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lab.analysis.bottleneck import SATURATION_BUSY, bottleneck, first_saturated, stage_of
+from lab.analysis.bottleneck import (
+    SATURATION_BUSY,
+    bottleneck,
+    first_saturated,
+    host_load,
+    stage_of,
+)
 from lab.analysis.scaling import (
     MIN_POINTS,
     POOR_R2,
@@ -242,6 +248,38 @@ def test_bottleneck_says_when_nothing_saturated_and_when_there_is_nothing():
     assert found["stage"] == "engine" and found["explanation"].startswith("No stage saturated")
     empty = bottleneck({})
     assert empty["stage"] is None and empty["stages"] == {}
+
+
+def test_host_load_counts_each_process_once_and_names_a_full_host():
+    # Two Ray nodes emulated on one 2-CPU host; the backends share no process, the
+    # in-process stages on host "b" share one.
+    actors = {
+        "loadgen-0": {"busy": 0.06, "cpu": 0.55, "host": "a", "pid": 1, "host_cpus": 2},
+        "backend-0": {"busy": 0.02, "cpu": 0.6, "host": "a", "pid": 2, "host_cpus": 2},
+        "engine-0": {"busy": 0.04, "cpu": 0.7, "host": "a", "pid": 3, "host_cpus": 2},
+        "engine-1": {"busy": 0.3, "cpu": 0.5, "host": "b", "pid": 9, "host_cpus": 4},
+        "backend-1": {"busy": 0.2, "cpu": 0.5, "host": "b", "pid": 9, "host_cpus": 4},
+        "engine-2": {"t_s": 1.0, "error": "RayActorError"},  # errored: ignored
+    }
+    hosts = host_load(actors)
+    # Without the host's own figure, the share is what the actors' processes used.
+    assert hosts["a"] == {"cpus": 2, "cpu_used": 1.85, "processes": 3, "share": 0.925}
+    assert hosts["b"] == {"cpus": 4, "cpu_used": 0.5, "processes": 1, "share": 0.125}
+    found = bottleneck(actors)
+    assert found["host_saturated"] == "a" and found["stage"] == "engine"
+    text = found["explanation"]
+    assert text.startswith("No stage saturated in its own work")
+    assert "a's CPUs were 92% busy (its 3 actor processes used 1.85 of its 2 CPUs)" in text
+    assert "CPUs are the limit" in text
+    # The host's own figure counts every process on it (Ray's too): it decides.
+    actors["engine-0"]["cpu"] = 0.2
+    assert bottleneck(actors)["host_saturated"] is None
+    assert "The limit is elsewhere" in bottleneck(actors)["explanation"]
+    for name in ("loadgen-0", "backend-0", "engine-0"):
+        actors[name]["host_busy"] = 0.97 if name != "engine-0" else 0.99
+    assert host_load(actors)["a"]["share"] == pytest.approx(0.9767, abs=1e-4)
+    assert bottleneck(actors)["host_saturated"] == "a"
+    assert host_load({"engine-0": {"busy": 0.3}}) == {}
 
 
 def test_first_saturated_finds_the_smallest_n():

@@ -13,7 +13,7 @@ time. Layouts are then compared point by point, by the same test.
 
 from collections import defaultdict
 
-from lab.analysis.bottleneck import stage_of
+from lab.analysis.bottleneck import host_load, host_sentence, saturated_host, stage_of
 from lab.analysis.intervals import CONFIDENCE, Comparison, compare, describe_figure
 
 __all__ = ["findings", "REGRESSION_TOLERANCE"]
@@ -92,13 +92,23 @@ def _time_sentence(layout: str, point: dict, n_key: str) -> str:
     for stage, actors in sorted(stages.items(), key=lambda kv: -max(a["busy"] for a in kv[1])):
         busy = max(a["busy"] for a in actors)
         per_msg = sum(a["us_per_message"] for a in actors) / len(actors)
-        parts.append(f"{stage} {busy:.0%} busy ({per_msg:.1f} µs/message)")
+        cpu = max(a.get("cpu") or 0 for a in actors)
+        process = f", its process {cpu:.0%} of a core" if cpu else ""
+        parts.append(f"{stage} {busy:.0%} busy{process} ({per_msg:.1f} µs/message)")
     p99 = point["p99_ms"]["mean"]
     latency = f"p99 {p99:.1f} ms" if p99 is not None else "no p99 measured"
+    hosts = host_load(point.get("actors") or {})
+    full = saturated_host(hosts)
+    if full:
+        why = f"No core was free: {host_sentence(full, hosts[full])}, so the stages waited for one."
+    else:
+        why = (
+            "A stage well below 100% busy while latency grows is waiting on transport and "
+            "scheduling rather than on its own work."
+        )
     return (
         f"{layout} at {n_key}={point['n']:g}: {latency}; where the time goes, busiest "
-        f"first: {', '.join(parts)}. A stage well below 100% busy while latency grows is "
-        "waiting on transport and scheduling rather than on its own work."
+        f"first: {', '.join(parts)}. {why}"
     )
 
 

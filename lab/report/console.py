@@ -126,7 +126,9 @@ def print_summary(result, console: Console | None = None) -> None:
     if result.first_error:
         console.print(f"  [red]first error:[/] {result.first_error.splitlines()[-1]}")
     table = Table(title="actors", title_justify="left")
-    for column in ("actor", "node", "busy", "max queue", "batches", "µs/msg", "batch p99 ms"):
+    columns = ("actor", "node", "busy", "process CPU", "max queue", "batches", "µs/msg")
+    columns += ("batch p99 ms",)
+    for column in columns:
         table.add_column(column, justify="left" if column in ("actor", "node") else "right")
     for name, a in result.actors.items():
         node = f"{a.get('host', '?')} {a.get('node_ip', '')} {a.get('node_id', '')[:6]}"
@@ -134,6 +136,7 @@ def print_summary(result, console: Console | None = None) -> None:
             name,
             node,
             f"{a['busy']:.0%}",
+            f"{a.get('cpu', 0):.0%}",
             str(a["max_queue"]),
             f"{a['batches']:,}",
             f"{a['us_per_message']:.2f}",

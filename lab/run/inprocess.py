@@ -27,6 +27,7 @@ from actors.http_server import HttpServer
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.local import LocalBackendClient, LocalShardClient, LocalStatsClient
 from actors.order_flow import OrderFlow
+from actors.stage_stats import host_cpus
 from lab.config import ExperimentConfig, Layout
 from lab.errors import RunFailed
 from lab.replay.journal import write_journal
@@ -98,6 +99,7 @@ class InProcessExecutor:
         """Every stage is in this process."""
         here = {"host": socket.gethostname(), "node_ip": "127.0.0.1", "node_id": "in-process"}
         here["pid"] = os.getpid()
+        here["host_cpus"] = host_cpus()
         return {name: dict(here) for name in self.names}
 
     def run(self, on_progress=None) -> dict:

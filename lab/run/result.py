@@ -196,12 +196,20 @@ def summarize_book(series: list[dict], resting: dict, warmup_s: float, duration_
     return book
 
 
+def _mean_of(values) -> float | None:
+    """The mean of the figures that were measured (not None), rounded; None if none was."""
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 4) if known else None
+
+
 def summarize_actors(actor_series: dict, nodes: dict, warmup_s: float) -> dict:
     """Per actor over the measured intervals: mean busy fraction, worst queue, service times."""
     out = {
         name: {
             **where,
             "busy": 0.0,
+            "cpu": 0.0,
+            "host_busy": None,
             "max_queue": 0,
             "batches": 0,
             "messages": 0,
@@ -223,6 +231,10 @@ def summarize_actors(actor_series: dict, nodes: dict, warmup_s: float) -> dict:
         out[name] = {
             **nodes.get(name, {}),
             "busy": round(sum(p["busy"] for p in measured) / len(measured), 4) if measured else 0,
+            "cpu": round(sum(p.get("cpu", 0) for p in measured) / len(measured), 4)
+            if measured
+            else 0,
+            "host_busy": _mean_of(p.get("host_busy") for p in measured),
             "max_queue": max((p["max_queue"] for p in measured), default=0),
             "batches": batches,
             "messages": messages,
