@@ -11,7 +11,7 @@ original" is more than noise.
 from __future__ import annotations
 
 from lab.analysis.intervals import describe_figure, has_interval
-from lab.analysis.sweep_summary import point_label
+from lab.analysis.sweep_summary import point_label, sweep_value
 
 __all__ = ["set_beside"]
 
@@ -49,8 +49,4 @@ def set_beside(summary: dict, reference: dict) -> None:
 
 def _norm(value) -> str:
     """``4``, ``4.0`` and ``"4"`` name the same point."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return str(int(number)) if number.is_integer() else str(number)
+    return str(sweep_value(value))

@@ -41,12 +41,22 @@ __all__ = [
     "efficiency_label",
     "point_row",
     "point_label",
+    "sweep_value",
 ]
 
 LAYOUT_KEY = "layout"  #: the pseudo-key of ``values`` that names a point's layout
 
 
 # -- a whole sweep -------------------------------------------------------------
+
+
+def sweep_value(value):
+    """A point's value as the number it names (``4``, ``4.0`` and ``"4"`` are ``4``), or as is."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(number) if number.is_integer() else number
 
 
 def _num(value) -> float | None:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 
 from lab.analysis.findings import findings
 from lab.analysis.reference import set_beside
+from lab.analysis.sweep_summary import sweep_value
 from lab.config import ExperimentConfig, load_config, with_overrides
 from lab.errors import ConfigError, LabError, RunFailed
 from lab.run.environment import describe_environment
@@ -128,7 +129,7 @@ def sweep(
                     failure = None
         except LabError as exc:  # keep the points done; say which one failed
             failure = {
-                "values": {k: _number(v) for k, v in (failure or {}).items()},
+                "values": {k: sweep_value(v) for k, v in (failure or {}).items()},
                 "error": str(exc),
             }
             break
@@ -169,7 +170,7 @@ def sweep(
 
 
 def _numeric(values: Sequence) -> bool:
-    return all(isinstance(_number(v), int | float) for v in values)
+    return all(isinstance(sweep_value(v), int | float) for v in values)
 
 
 def _settings(combo: dict, variants: Mapping[str, Mapping[str, Mapping]]) -> list[str]:
@@ -222,8 +223,8 @@ def _point(combo: dict, n_key: str, runs: list[Result], config: ExperimentConfig
     rate = config.workload.rate
     return {
         "_combo_id": id(combo),
-        "values": {k: _number(v) for k, v in combo.items()},
-        "n": None if n_key is None else _number(combo[n_key]),
+        "values": {k: sweep_value(v) for k, v in combo.items()},
+        "n": None if n_key is None else sweep_value(combo[n_key]),
         "orders_per_s_runs": [r.orders_per_s for r in runs],
         "p99_ms_runs": [r.latency_ms["p99"] for r in runs],
         "latency_ms_runs": [r.latency_ms for r in runs],
@@ -249,8 +250,8 @@ def _capacity_point(combo, n_key, experiment, slo_p99_ms, repeat, store, sweep_i
     best = next((p for p in found["points"] if p["rate_per_s"] == lo), None)
     return {
         "_combo_id": id(combo),
-        "values": {k: _number(v) for k, v in combo.items()},
-        "n": None if n_key is None else _number(combo[n_key]),
+        "values": {k: sweep_value(v) for k, v in combo.items()},
+        "n": None if n_key is None else sweep_value(combo[n_key]),
         "orders_per_s_runs": [lo] if lo is not None else [],
         # The search's resolution; with no failing rate found, the top is unknown.
         "orders_per_s_bounds": [lo, hi] if lo is not None and hi is not None else None,
@@ -261,11 +262,3 @@ def _capacity_point(combo, n_key, experiment, slo_p99_ms, repeat, store, sweep_i
         "run_ids": [r["run_id"] for p in found["points"] for r in p["runs"]],
         "capacity": {k: found[k] for k in ("capacity_orders_per_s", "bracket", "verdict")},
     }
-
-
-def _number(value):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value
-    return int(number) if number.is_integer() else number
