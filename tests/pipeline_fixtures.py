@@ -4,6 +4,8 @@ The wiring uses the in-process clients of :mod:`actors.local`, the same the
 ``inprocess`` layout runs on.
 """
 
+import time
+
 import numpy as np
 
 from actors.backend import Backend
@@ -22,14 +24,23 @@ def build(
     limits=RiskLimits(),
     stp="none",
     journal=False,
+    clock=time.monotonic,
 ):
-    """Shards and backends wired together in-process."""
+    """Shards and backends wired together in-process; ``clock``: the backends' risk clock."""
     shards = [
         EngineShard(i, n_shards, n_symbols, n_backends=n_backends, stp=stp, journal=journal)
         for i in range(n_shards)
     ]
     backends = [
-        Backend(i, n_backends, [LocalShardClient(s) for s in shards], n_symbols, n_accounts, limits)
+        Backend(
+            i,
+            n_backends,
+            [LocalShardClient(s) for s in shards],
+            n_symbols,
+            n_accounts,
+            limits,
+            clock=clock,
+        )
         for i in range(n_backends)
     ]
     for stage in shards + backends:  # as the actors do: nothing compiles mid-run

@@ -3,6 +3,7 @@ every refusal, and that nothing refused reaches the engine or takes a stage down
 
 import asyncio
 import json
+import time
 
 import aiohttp
 import pytest
@@ -22,11 +23,11 @@ SYMBOLS = ["AAPL", "MSFT", "IBM", "ORCL"]
 SMALL = GatewayLimits(max_body_bytes=64 * 1024, max_batch=100)
 
 
-def serve(test, limits=SMALL, risk=RiskLimits()):
+def serve(test, limits=SMALL, risk=RiskLimits(), clock=time.monotonic):
     """Run ``test(http, shards)`` against a gateway on a free port, on one event loop."""
 
     async def main():
-        shards, backends = build(n_shards=2, n_backends=2, n_symbols=4, limits=risk)
+        shards, backends = build(n_shards=2, n_backends=2, n_symbols=4, limits=risk, clock=clock)
         peers = [LocalBackendClient(b) for b in backends]
         queries = [LocalShardClient(s) for s in shards]
         keys = {KEY: "*", TRADER: [7]}
@@ -170,7 +171,9 @@ def test_duplicates_oversize_wrong_types_and_rate_limits_get_their_4xx():
         statuses = [(await call(http, "POST", "/v1/orders", order()))[0] for _ in range(5)]
         assert 429 in statuses and set(statuses) <= {200, 429}, statuses
 
-    serve(test, risk=RiskLimits(max_order_rate=3))
+    # A clock that stands still: every order falls in one rate window, however slow the
+    # machine is between them.
+    serve(test, risk=RiskLimits(max_order_rate=3), clock=lambda: 0.0)
 
 
 def test_a_batch_answers_in_columns_and_carries_cancels_and_modifies():
