@@ -4,8 +4,9 @@ Every ``interval_s`` it asks each actor for the figures of the interval just
 ended (``take_stats``) and merges them: orders sent, answered (acknowledged,
 rejected or failed: throughput by completion), the generators' backlog and
 schedule lag, the shards' resting orders, latency histograms per second, and
-per actor its busy fraction, its process's CPU, batches and queue depth. A source that fails to
-answer a poll is counted (``failed_polls``) and named in its actor's series.
+per actor its busy fraction, its process's CPU, its host's CPU, batches and
+queue depth. A source that fails to answer a poll is counted (``failed_polls``)
+and named in its actor's series.
 ``progress()`` is what the live display shows. Times are on the collector's
 own monotonic clock, from its start signal.
 """

@@ -16,7 +16,7 @@ import time
 
 from actors.histogram import LatencyHistogram
 
-__all__ = ["StageStats", "Span", "host_cpus"]
+__all__ = ["StageStats", "Span", "host_cpus", "host_cpu_ticks"]
 
 
 def host_cpu_ticks() -> tuple[int, int] | None:

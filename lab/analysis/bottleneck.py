@@ -18,7 +18,6 @@ __all__ = [
     "SATURATION_BUSY",
     "HOST_SATURATED",
     "host_load",
-    "saturated_host",
     "host_sentence",
     "OBSERVER_STAGES",
     "stage_of",
@@ -75,7 +74,7 @@ def host_load(actors: dict) -> dict:
     return hosts
 
 
-def saturated_host(hosts: dict) -> str | None:
+def _saturated_host(hosts: dict) -> str | None:
     """The host whose CPUs were most used, if at least :data:`HOST_SATURATED`; else None."""
     full = [(h["share"], name) for name, h in hosts.items() if (h["share"] or 0) >= HOST_SATURATED]
     return max(full)[1] if full else None
@@ -128,7 +127,7 @@ def bottleneck(actors: dict) -> dict:
         }
     stage = max(working, key=lambda k: (working[k]["busy_max"], working[k]["max_queue"]))
     top = working[stage]
-    full = saturated_host(hosts)
+    full = _saturated_host(hosts)
     return {
         "stage": stage,
         "busy": top["busy_max"],
@@ -136,11 +135,11 @@ def bottleneck(actors: dict) -> dict:
         "stages": summary,
         "hosts": hosts,
         "host_saturated": full,
-        "explanation": _explain(stage, top, working, full and (full, hosts[full])),
+        "explanation": _explain(stage, top, working, (full, hosts[full]) if full else None),
     }
 
 
-def _explain(stage: str, top: dict, working: dict, full: tuple | None = None) -> str:
+def _explain(stage: str, top: dict, working: dict, full: tuple[str, dict] | None) -> str:
     others = sorted(((v["busy_max"], k) for k, v in working.items() if k != stage), reverse=True)
     runner_up = f"; next is {others[0][1]} at {others[0][0]:.0%}" if others else ""
     figures = (

@@ -13,7 +13,7 @@ time. Layouts are then compared point by point, by the same test.
 
 from collections import defaultdict
 
-from lab.analysis.bottleneck import host_load, host_sentence, saturated_host, stage_of
+from lab.analysis.bottleneck import bottleneck, host_sentence, stage_of
 from lab.analysis.intervals import CONFIDENCE, Comparison, compare, describe_figure
 
 __all__ = ["findings", "REGRESSION_TOLERANCE"]
@@ -97,10 +97,11 @@ def _time_sentence(layout: str, point: dict, n_key: str) -> str:
         parts.append(f"{stage} {busy:.0%} busy{process} ({per_msg:.1f} µs/message)")
     p99 = point["p99_ms"]["mean"]
     latency = f"p99 {p99:.1f} ms" if p99 is not None else "no p99 measured"
-    hosts = host_load(point.get("actors") or {})
-    full = saturated_host(hosts)
+    found = bottleneck(point.get("actors") or {})
+    full = found["host_saturated"]
     if full:
-        why = f"No core was free: {host_sentence(full, hosts[full])}, so the stages waited for one."
+        sentence = host_sentence(full, found["hosts"][full])
+        why = f"No core was free: {sentence}, so the stages waited for one."
     else:
         why = (
             "A stage well below 100% busy while latency grows is waiting on transport and "

@@ -126,8 +126,16 @@ def print_summary(result, console: Console | None = None) -> None:
     if result.first_error:
         console.print(f"  [red]first error:[/] {result.first_error.splitlines()[-1]}")
     table = Table(title="actors", title_justify="left")
-    columns = ("actor", "node", "busy", "process CPU", "max queue", "batches", "µs/msg")
-    columns += ("batch p99 ms",)
+    columns = (
+        "actor",
+        "node",
+        "busy",
+        "process CPU",
+        "max queue",
+        "batches",
+        "µs/msg",
+        "batch p99 ms",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("actor", "node") else "right")
     for name, a in result.actors.items():
