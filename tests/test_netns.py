@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -166,26 +167,36 @@ def test_nodes_get_their_own_namespaces_and_the_link_cap_holds():
 
 
 def _fail_halfway() -> dict:
-    start_node = NetnsCluster._start_node
+    start_node, spawn = NetnsCluster._start_node, NetnsCluster._spawn
+    heads = []
+
+    def head_slow_at_first(self, name, argv, env):
+        if name == "node0":
+            heads.append(argv)
+            if len(heads) == 1:  # what `ray start` says when the GCS is too slow for it
+                message = "Exception: The current node timed out during startup."
+                argv = [sys.executable, "-c", f"raise SystemExit({message!r})"]
+        return spawn(self, name, argv, env)
 
     def fail_on_the_last_node(self, k, env):
         if k == 2:  # the head and node 1 are running by now
             raise RuntimeError("injected failure")
         start_node(self, k, env)
 
-    NetnsCluster._start_node = fail_on_the_last_node
+    NetnsCluster._start_node, NetnsCluster._spawn = fail_on_the_last_node, head_slow_at_first
     cluster, error = NetnsCluster(_layout(link_mbit=100.0)), None
     try:
         cluster.start()
     except RuntimeError as exc:
         error = str(exc)
-    return _facts(cluster, error=error, cleared=EmulatedCluster.active is None)
+    return _facts(cluster, error=error, cleared=EmulatedCluster.active is None, heads=len(heads))
 
 
 @pytest.mark.slow
 @needs_netns
 def test_a_start_that_fails_halfway_leaves_nothing_behind():
     run = _in_fresh_process(_fail_halfway)
+    assert run["heads"] == 2  # a head that timed out waiting for its GCS is started again
     assert run["error"] == "injected failure" and run["cleared"]
     assert run["pids"] and _leftovers(run) == []
 

@@ -45,6 +45,11 @@ __all__ = ["NetnsCluster", "tbf_args"]
 
 #: How long the cluster may take to show all its nodes alive.
 START_TIMEOUT_S = 120.0
+#: How many times the head's ``ray start`` is tried when it gives up on a slow GCS.
+HEAD_START_ATTEMPTS = 2
+# What `ray start` prints when its raylet did not register within Ray's fixed 30 s:
+# a loaded host, not a broken config, so the head is started once more.
+_SLOW_START = "timed out during startup"
 #: How long ``ray start --block`` gets to stop its node after SIGTERM.
 STOP_GRACE_S = 15.0
 #: Environment variable that marks every process of one cluster (its value is the temp dir).
@@ -269,6 +274,16 @@ class NetnsCluster(EmulatedCluster):
         return proc
 
     def _start_head(self, env: dict[str, str]) -> None:
+        for attempt in range(1, HEAD_START_ATTEMPTS + 1):
+            try:
+                return self._start_head_once(env)
+            except LabError as exc:
+                if _SLOW_START not in str(exc) or attempt == HEAD_START_ATTEMPTS:
+                    raise
+                _log.warning("the Ray head's node was slow to register; starting it again")
+                self._stop_processes()
+
+    def _start_head_once(self, env: dict[str, str]) -> None:
         ip = self.node_ip(0)
         gcs_port = _free_port(ip)
         # The head shares the root namespace with other Rays: every fixed default
