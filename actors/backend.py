@@ -30,7 +30,7 @@ from actors.platform_stores import PlatformStores, StoresSpec
 from actors.risk import RiskBook, RiskLimits
 from actors.routing import generator_of_order, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
-from actors.wire import MAKER_DONE, check_batch, compress, to_messages
+from actors.wire import MAKER_DONE, check_batch, compress, concat_records, copy_records, to_messages
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient", "ShardFailed"]
@@ -103,9 +103,9 @@ class Backend:
                 passed = compress(messages, reasons == 0) if reasons.any() else messages
             reports = await self._send(passed) if len(passed) else _NO_REPORTS
             with span:
-                reports = np.concatenate((rejects, reports)) if len(rejects) else reports
+                reports = concat_records((rejects, reports)) if len(rejects) else reports
                 if client is not None and self._makers_done[client]:
-                    reports = np.concatenate((reports, self._take_makers_done(client)))
+                    reports = concat_records((reports, self._take_makers_done(client)))
             self.stats.record_batch(len(messages), span)
             return reports
         finally:
@@ -161,7 +161,7 @@ class Backend:
         """
         span = Span()
         with span:
-            combined = np.concatenate(batches) if len(batches) > 1 else batches[0].copy()
+            combined = concat_records(batches)
             # Senders' seqs may collide across submissions: number the messages
             # 0..n-1 for the trip and give the reports their own seqs back after.
             original_seq = combined["seq"].copy()
@@ -181,7 +181,7 @@ class Backend:
             for (shard, part), reply in zip(parts, replies, strict=True):
                 if isinstance(reply, BaseException):
                     if not self.noop:
-                        unanswered = part.copy()
+                        unanswered = copy_records(part)
                         unanswered["symbol"] = symbols[part["seq"]]
                         self.risk.release(unanswered)
                     error = ShardFailed(f"engine-{shard}: {type(reply).__name__}: {reply}")
@@ -195,13 +195,13 @@ class Backend:
                 out.append(reports)
             persisted = None
             if out:
-                reports = np.concatenate(out) if len(out) > 1 else out[0].copy()
+                reports = concat_records(out)
                 if self.stores is not None:
                     persisted = (
                         _reached_shards(combined, parts, replies, symbols),
-                        reports.copy(),
+                        copy_records(reports),
                         original_seq,
-                        np.concatenate(tops) if tops else None,
+                        concat_records(tops) if tops else None,
                     )
                 self._note_makers_done(reports)
                 index = reports["seq"].copy()

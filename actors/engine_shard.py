@@ -19,7 +19,7 @@ from actors.routing import (
     symbols_of_shard,
 )
 from actors.stage_stats import Span, StageStats
-from actors.wire import compress
+from actors.wire import compress, concat_records, copy_records
 from engine import MatchingEngine, ReportKind, Side
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 
@@ -126,14 +126,14 @@ class EngineShard:
         if not waiting:
             return np.empty(0, dtype=REPORT_DTYPE)
         self._maker_outbox[backend_id] = []
-        return np.concatenate(waiting)
+        return concat_records(waiting)
 
     # -- journal and snapshot hooks (for replay and fault recovery) -----------
 
     def _record(self, local: np.ndarray, reports: np.ndarray) -> None:
         # Journal seqs count messages in processing order (senders' seqs can repeat
         # across senders); reports keep pointing at their message.
-        entry = local.copy()
+        entry = copy_records(local)
         entry["seq"] = self._journaled + np.arange(len(local))
         kept = reports[
             (reports["kind"] == ReportKind.FILL) | (reports["kind"] == ReportKind.REJECT)

@@ -21,6 +21,7 @@ import numpy as np
 
 from actors.partition import split
 from actors.routing import ORDER_ID_BITS, backend_of_account, shard_of_symbol
+from actors.wire import concat_records
 from engine.messages import REPORT_DTYPE, Action
 
 __all__ = ["Gateway", "GatewayLimits", "AuthError", "gateway_first_order_id", "ANY_ACCOUNT"]
@@ -122,7 +123,7 @@ class Gateway:
             return await self.backends[self.backend_id].submit(orders, client)
         parts = split(orders, owners, n)
         answers = await asyncio.gather(*(self.backends[b].submit(p, client) for b, p in parts))
-        return np.concatenate(answers) if answers else np.empty(0, REPORT_DTYPE)
+        return concat_records(answers) if answers else np.empty(0, REPORT_DTYPE)
 
     # -- queries ---------------------------------------------------------------
 

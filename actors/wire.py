@@ -17,6 +17,8 @@ __all__ = [
     "to_messages",
     "take",
     "compress",
+    "copy_records",
+    "concat_records",
 ]
 
 ORDER_DTYPE = np.dtype(MESSAGE_DTYPE.descr + [("send_ns", "<i8")])
@@ -61,25 +63,37 @@ def check_batch(batch, dtype: np.dtype = ORDER_DTYPE) -> np.ndarray:
     return out
 
 
+# The message fields lead every order record, at the same offsets: an order's
+# first MESSAGE_DTYPE.itemsize bytes are its message.
+assert all(ORDER_DTYPE.fields[name] == MESSAGE_DTYPE.fields[name] for name in MESSAGE_DTYPE.names)
+
+
 def to_messages(orders: np.ndarray) -> np.ndarray:
-    """The engine's view of an order batch (drops ``send_ns``)."""
-    out = np.empty(len(orders), dtype=MESSAGE_DTYPE)
-    for name in MESSAGE_DTYPE.names:
-        out[name] = orders[name]
-    return out
+    """The engine's view of an order batch (drops ``send_ns``), copied as bytes."""
+    rows = np.ascontiguousarray(orders).view(np.uint8).reshape(len(orders), ORDER_DTYPE.itemsize)
+    return np.ascontiguousarray(rows[:, : MESSAGE_DTYPE.itemsize]).view(MESSAGE_DTYPE).ravel()
 
 
+# NumPy copies, gathers and joins packed structured records field by field, 10-15x
+# slower than the same bytes viewed as opaque records (256k orders: 13 ms against 1.4).
 def _as_void(batch: np.ndarray) -> np.ndarray:
     return batch.view(np.dtype((np.void, batch.dtype.itemsize)))
 
 
 def take(batch: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``batch[index]`` for a structured array, as whole-record copies.
-
-    NumPy gathers structured records field by field, about 15x slower than
-    the same bytes viewed as opaque records.
-    """
+    """``batch[index]`` for a structured array, as whole-record copies."""
     return _as_void(np.ascontiguousarray(batch))[index].view(batch.dtype)
+
+
+def copy_records(batch: np.ndarray) -> np.ndarray:
+    """A copy of a structured array, as whole records."""
+    return _as_void(np.ascontiguousarray(batch)).copy().view(batch.dtype)
+
+
+def concat_records(batches) -> np.ndarray:
+    """Structured arrays of one dtype, joined as whole records (always a new array)."""
+    dtype = batches[0].dtype
+    return np.concatenate([_as_void(np.ascontiguousarray(b)) for b in batches]).view(dtype)
 
 
 def compress(batch: np.ndarray, mask: np.ndarray) -> np.ndarray:
