@@ -149,9 +149,10 @@ class LoadGenerator:
     def warm_up(self) -> None:
         """Compile (or load from Numba's cache) every kernel the generator runs in its window.
 
-        That is the flow's builder and forget pass, the report digest and the
-        split by backend, each called once on scratch data with the array
-        types of the run, so that no compile lands inside the measured window.
+        That is the flow's builder and forget pass, the report digest, the split
+        by backend and the latency histogram's bucketing, each called once on
+        scratch data with the array types of the run, so that no compile lands
+        inside the measured window.
         """
         scratch = OrderFlow(self.flow.params._replace(mix=(1.0, 0, 0, 0, 0)), seed=0)
         n = max(len(self.backends), 1)
@@ -159,6 +160,7 @@ class LoadGenerator:
             orders = scratch.next_batch(size, ORDER_DTYPE, now_ns=size)
             split(orders, backend_of_account(orders["account"], n), n)
             digest_reports(np.zeros(size, REPORT_DTYPE), scratch.mids)
+            LatencyHistogram.of(np.zeros(size, np.int64))
         scratch.forget(orders["order_id"][:1])
         scratch.forget_now()
 
@@ -328,9 +330,10 @@ class LoadGenerator:
         tallies = (
             (self.interval, self.total) if sent_at >= window.measure_from_ns else (self.interval,)
         )
+        lags = LatencyHistogram.of(lag)  # bucketed once, added to each period
         for tally in tallies:
             tally.sent += n
-            tally.lag.record_many(lag)
+            tally.lag.merge(lags)
 
     def _build_and_send(self, send_ns: np.ndarray) -> np.ndarray:
         # The hazard runs on the real clock: behind its schedule the flow still cancels
@@ -369,15 +372,16 @@ class LoadGenerator:
         tallies = [self.interval]
         if window.measure_from_ns <= received < window.end_ns:
             tallies.append(self.total)
+        latency = None if error else np.maximum(received - orders["send_ns"], 0)
+        latencies = None if error else LatencyHistogram.of(latency)  # bucketed once
         for tally in tallies:
-            self._count_answered(tally, orders, digest, error, received)
+            self._count_answered(tally, len(orders), digest, error, latency, latencies)
         if digest is not None:
             self.flow.forget(digest.gone)  # filled, cancelled, expired or rejected
 
     @staticmethod
-    def _count_answered(tally: _Tally, orders, digest, error, received) -> None:
-        """One reply's orders: counts, and latency from their intended send times."""
-        n = len(orders)
+    def _count_answered(tally: _Tally, n, digest, error, latency, latencies) -> None:
+        """One reply's ``n`` orders: counts, and latency from their intended send times."""
         tally.answered += n
         if error:
             tally.errors += n
@@ -386,8 +390,7 @@ class LoadGenerator:
         tally.rejects += digest.rejects
         tally.acked += n - digest.rejects
         tally.fills += digest.fills
-        latency = np.maximum(received - orders["send_ns"], 0)
-        tally.latency.record_many(latency)
+        tally.latency.merge(latencies)
         if len(tally.samples) < _SAMPLES_PER_INTERVAL:
             tally.samples.extend((latency[:: max(1, n // 4)] / 1e6).tolist())
 

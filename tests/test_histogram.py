@@ -63,6 +63,21 @@ def test_record_and_record_many_agree():
     assert np.array_equal(in_small_arrays.counts, at_once.counts)
 
 
+def test_every_value_lands_in_the_bucket_a_binary_search_over_the_edges_gives():
+    # record_many finds buckets from logarithms: right on, and either side of, every edge.
+    edges = FLOOR_NS * 1.01 ** np.arange(2_900.0)
+    edges = edges[edges <= CEILING_NS * 1.02]
+    values = np.concatenate(
+        [edges, np.nextafter(edges, 0), np.nextafter(edges, np.inf), [0.0, 1.0, np.inf]]
+    )
+    histogram = LatencyHistogram()
+    histogram.record_many(values)
+    one_by_one = LatencyHistogram()
+    for value in values:
+        one_by_one.record(float(value))  # record() bisects the edges
+    np.testing.assert_array_equal(histogram.counts, one_by_one.counts)
+
+
 def test_merging_equals_recording_everything_in_one():
     values = lognormal_ns(7, 30_000)
     merged = LatencyHistogram()
