@@ -99,8 +99,11 @@ class Backend:
             with span:
                 messages = to_messages(check_batch(orders))
                 reasons = self._check_risk(messages)
-                rejects = _risk_rejects(messages, reasons)
-                passed = compress(messages, reasons == 0) if reasons.any() else messages
+                if reasons.any():
+                    rejects = _risk_rejects(messages, reasons)
+                    passed = compress(messages, reasons == 0)
+                else:  # the common case: a dozen array operations less per submission
+                    rejects, passed = _NO_REPORTS, messages
             reports = await self._send(passed) if len(passed) else _NO_REPORTS
             with span:
                 reports = concat_records((rejects, reports)) if len(rejects) else reports

@@ -7,7 +7,7 @@ kept, so a destination sees its messages in the sender's order.
 
 import numpy as np
 
-from actors.wire import take
+from actors.wire import copy_records, take
 from engine.jit import njit
 
 __all__ = ["split"]
@@ -30,6 +30,8 @@ def _counting_order(route, n_parts, order, bounds, fill):
 def split(batch: np.ndarray, route: np.ndarray, n_parts: int) -> list[tuple[int, np.ndarray]]:
     """``[(destination, part)]`` for every destination that gets at least one element."""
     route = np.ascontiguousarray(route, dtype=np.int64)
+    if len(route) and route.min() == route.max():  # one destination (always, for one order)
+        return [(int(route[0]), copy_records(batch))]
     order = np.empty(len(route), dtype=np.int64)
     bounds = np.zeros(n_parts + 1, dtype=np.int64)
     _counting_order(route, n_parts, order, bounds, np.empty(n_parts, dtype=np.int64))
