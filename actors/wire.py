@@ -71,7 +71,9 @@ assert all(ORDER_DTYPE.fields[name] == MESSAGE_DTYPE.fields[name] for name in ME
 def to_messages(orders: np.ndarray) -> np.ndarray:
     """The engine's view of an order batch (drops ``send_ns``), copied as bytes."""
     rows = np.ascontiguousarray(orders).view(np.uint8).reshape(len(orders), ORDER_DTYPE.itemsize)
-    return np.ascontiguousarray(rows[:, : MESSAGE_DTYPE.itemsize]).view(MESSAGE_DTYPE).ravel()
+    # copy(), not ascontiguousarray(): one row's slice is contiguous already, and a view
+    # would share (and, arriving over Ray, be as read-only as) the caller's orders.
+    return rows[:, : MESSAGE_DTYPE.itemsize].copy().view(MESSAGE_DTYPE).ravel()
 
 
 # NumPy copies, gathers and joins packed structured records field by field, 10-15x

@@ -14,18 +14,21 @@ def _orders(n: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("view", ["whole", "strided", "read-only", "empty"])
-def test_to_messages_keeps_every_message_field(view):
+@pytest.mark.parametrize("view", ["whole", "strided", "read-only", "one read-only", "empty"])
+def test_to_messages_keeps_every_message_field_in_an_array_of_its_own(view):
     orders = _orders(1000)
     if view == "strided":
         orders = orders[::3]
-    elif view == "read-only":
-        orders.flags.writeable = False
     elif view == "empty":
         orders = orders[:0]
+    elif view == "one read-only":
+        orders = orders[:1]
+    if "read-only" in view:  # as a batch that arrived over Ray
+        orders.flags.writeable = False
     messages = to_messages(orders)
     assert messages.dtype == MESSAGE_DTYPE and messages.shape == orders.shape
     assert messages.flags.c_contiguous and messages.flags.writeable
+    assert not np.shares_memory(messages, orders)
     for name in MESSAGE_DTYPE.names:
         np.testing.assert_array_equal(messages[name], orders[name])
 
