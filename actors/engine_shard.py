@@ -147,7 +147,7 @@ class EngineShard:
         """Every message processed so far, in order, with this shard's local symbols."""
         if self._journal is None:
             raise RuntimeError("this shard was started without journaling")
-        return np.concatenate(self._journal) if self._journal else np.empty(0, MESSAGE_DTYPE)
+        return concat_records(self._journal) if self._journal else np.empty(0, MESSAGE_DTYPE)
 
     def journal_arrays(self) -> dict:
         """The journal and what the run made of it, as arrays for ``lab`` to write.
@@ -157,7 +157,7 @@ class EngineShard:
         ``symbols``: the names of the local symbols; ``name``: this shard's.
         """
         reports = (
-            np.concatenate(self._journal_reports)
+            concat_records(self._journal_reports)
             if self._journal_reports
             else np.empty(0, REPORT_DTYPE)
         )

@@ -33,7 +33,7 @@ from actors.partition import split
 from actors.ray_actors import StreamBackendClient, StreamShardClient
 from actors.routing import backend_of_account, first_order_id, local_symbol, shard_of_symbol
 from actors.stream import StreamServer
-from actors.wire import ORDER_DTYPE, check_batch, to_messages
+from actors.wire import ORDER_DTYPE, check_batch, concat_records, to_messages
 from engine.messages import MESSAGE_DTYPE
 from lab.bench.engine import STANDARD_MIX
 
@@ -56,10 +56,6 @@ def route_to_shards(orders: np.ndarray) -> list[np.ndarray]:
     routes = shard_of_symbol(messages["symbol"], N_SHARDS)
     messages["symbol"] = local_symbol(messages["symbol"], N_SHARDS)
     return _parts(messages, routes, N_SHARDS, np.empty(0, MESSAGE_DTYPE))
-
-
-def _merge(reports: list[np.ndarray]) -> np.ndarray:
-    return reports[0].copy() if len(reports) == 1 else np.concatenate(reports)
 
 
 def make_work(orders_per_call: int, calls: int = 64, seed: int = 1) -> list[tuple]:
@@ -113,7 +109,7 @@ class _Backend(_Stage):
         return tuple(route_to_shards(orders))
 
     def merge(self, *replies):
-        return _merge([reports for reports, _ in replies])
+        return concat_records([reports for reports, _ in replies])
 
     async def _serve(self, orders, client):
         calls = [
@@ -143,7 +139,7 @@ class StreamChain:
     async def _call(self, parts: list[np.ndarray]) -> np.ndarray:
         calls = [self._clients[b].submit(p, 0) for b, p in enumerate(parts) if len(p)]
         # One order goes to one backend: awaited directly, no task to schedule.
-        return await calls[0] if len(calls) == 1 else _merge(await asyncio.gather(*calls))
+        return await calls[0] if len(calls) == 1 else concat_records(await asyncio.gather(*calls))
 
     def call(self, parts: list[np.ndarray]) -> np.ndarray:
         return self._loop.run_until_complete(self._call(parts))
@@ -198,7 +194,7 @@ class GraphChain:
             raise
 
     def call(self, parts: list[np.ndarray]) -> np.ndarray:
-        return _merge(ray.get(self.dag.execute(*parts)))
+        return concat_records(ray.get(self.dag.execute(*parts)))
 
     def drive(self, work: list, in_flight: int, duration_s: float) -> tuple:
         """As :meth:`StreamChain.drive`, with up to ``in_flight`` executions pipelined."""
@@ -213,7 +209,7 @@ class GraphChain:
             if not pending:
                 return latencies, time.perf_counter() - start, bad
             sent, n, ref = pending.popleft()
-            reply = _merge(ray.get(ref))
+            reply = concat_records(ray.get(ref))
             latencies.append(time.perf_counter_ns() - sent)
             bad += len(reply) != n
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actors.wire import concat_records
 from engine import REPORT_DTYPE, MatchingEngine, Reason, ReportKind
 from lab.errors import InputError
 from lab.replay.csv_format import codes_text, csv_text, ints_text, names_text, write_atomically
@@ -92,9 +93,8 @@ def replay_csv(
         kind = reports["kind"]
         kept.append(reports[(kind == ReportKind.FILL) | (kind == ReportKind.REJECT)])
     book = engine.resting_orders()
-    trades, rejects = write_replay_outputs(
-        *outputs, reports=np.concatenate(kept), book=book, symbols=symbols
-    )
+    reports = concat_records(kept)
+    trades, rejects = write_replay_outputs(*outputs, reports=reports, book=book, symbols=symbols)
     return ReplaySummary(
         messages=len(messages),
         trades=trades,
@@ -102,7 +102,7 @@ def replay_csv(
         rejects=rejects,
         symbols=len(symbols),
         seconds=time.perf_counter() - start,
-        reject_reasons=_count_reasons(np.concatenate(kept)),
+        reject_reasons=_count_reasons(reports),
     )
 
 
