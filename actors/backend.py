@@ -9,11 +9,13 @@ hears, in its next reply, of its resting orders that another client's
 orders filled away (``MAKER_DONE`` reports), as a participant is told of
 its fills.
 
-Submissions that arrive while the shards are busy with earlier ones are
-sent on together (group commit): at low load every submission goes out at
-once, and under load many small client batches, down to one order per call,
-share one call per shard, which is what keeps one-order-per-call traffic
-from being bound by the number of shard calls.
+Submissions are settled in groups (group commit): those that arrive while
+the last group is out at the shards (or in the stores) go on together, with
+one pass of copies and risk checks, one call per shard and one write to the
+stores for all of them. At low load every submission goes out at once; under
+load many small client batches, down to one order per call, share all of it,
+which is what keeps one-order-per-call traffic from being bound by per-call
+costs. Only a batch that is not a batch at all fails apart: its own caller.
 
 A plain class: shards are reached through ``ShardClient`` objects, so the
 same code runs in-process in tests and over Ray (or later HTTP) for real.
@@ -21,7 +23,7 @@ same code runs in-process in tests and over Ray (or later HTTP) for real.
 
 import asyncio
 import time
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -70,7 +72,7 @@ class Backend:
         self.stats = StageStats()
         self._clock = clock
         self._in_flight = 0
-        self._waiting: list[tuple[np.ndarray, asyncio.Future]] = []
+        self._waiting: list[_Submission] = []
         self._sending = False
         #: per client that named itself: ids of its resting orders others filled away
         self._makers_done: dict[int, list[np.ndarray]] = {}
@@ -90,27 +92,18 @@ class Backend:
         ``client``: the load generator sending it, which then also gets
         ``MAKER_DONE`` reports for its orders that others filled away.
         """
+        orders = check_batch(orders)  # a bad batch fails its own caller, never a group
         if client is not None:
             self._makers_done.setdefault(client, [])
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Submission(orders, client, done))
         self._in_flight += 1
         self.stats.note_queue(self._in_flight)
+        if not self._sending:
+            self._sending = True
+            asyncio.ensure_future(self._send_waiting())
         try:
-            span = Span()
-            with span:
-                messages = to_messages(check_batch(orders))
-                reasons = self._check_risk(messages)
-                if reasons.any():
-                    rejects = _risk_rejects(messages, reasons)
-                    passed = compress(messages, reasons == 0)
-                else:  # the common case: a dozen array operations less per submission
-                    rejects, passed = _NO_REPORTS, messages
-            reports = await self._send(passed) if len(passed) else _NO_REPORTS
-            with span:
-                reports = concat_records((rejects, reports)) if len(rejects) else reports
-                if client is not None and self._makers_done[client]:
-                    reports = concat_records((reports, self._take_makers_done(client)))
-            self.stats.record_batch(len(messages), span)
-            return reports
+            return await done
         finally:
             self._in_flight -= 1
 
@@ -123,38 +116,27 @@ class Backend:
             return np.zeros(len(messages), dtype=np.int8)
         return self.risk.check(messages, int(self._clock()))
 
-    async def _send(self, messages: np.ndarray) -> np.ndarray:
-        """The shards' reports for ``messages``, sent with whatever else is waiting."""
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((messages, done))
-        if not self._sending:
-            self._sending = True
-            asyncio.ensure_future(self._send_waiting())
-        return await done
-
     async def _send_waiting(self) -> None:
+        """Settle the waiting submissions, a group at a time, until none waits."""
         try:
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 try:
-                    results = await self._send_group([m for m, _ in group])
+                    results = await self._settle_group(group)
                 except Exception as exc:  # every submitter of the group hears of it
-                    for _, done in group:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                for (_, done), reports in zip(group, results, strict=True):
-                    if done.done():
+                    results = [exc] * len(group)
+                for submission, result in zip(group, results, strict=True):
+                    if submission.done.done():
                         continue
-                    if isinstance(reports, Exception):
-                        done.set_exception(reports)
+                    if isinstance(result, Exception):
+                        submission.done.set_exception(result)
                     else:
-                        done.set_result(reports)
+                        submission.done.set_result(result)
         finally:
             self._sending = False
 
-    async def _send_group(self, batches: list[np.ndarray]) -> list[np.ndarray | Exception]:
-        """One call per shard for several submissions; their reports, split back.
+    async def _settle_group(self, group: list["_Submission"]) -> list[np.ndarray | Exception]:
+        """Risk, one call per shard and the stores for several submissions; their reports.
 
         When a shard's call fails, the other shards' parts are still settled
         (risk brought up to date, reports kept), the failed part's orders are
@@ -164,17 +146,26 @@ class Backend:
         """
         span = Span()
         with span:
-            combined = concat_records(batches)
+            batches = [s.orders for s in group]
+            messages = to_messages(batches[0] if len(group) == 1 else concat_records(batches))
             # Senders' seqs may collide across submissions: number the messages
             # 0..n-1 for the trip and give the reports their own seqs back after.
-            original_seq = combined["seq"].copy()
-            owner = np.repeat(np.arange(len(batches)), [len(b) for b in batches])
-            combined["seq"] = np.arange(len(combined))
-            n_shards = len(self.shards)
-            symbols = combined["symbol"].copy()  # global: what the risk book counts by
-            routes = shard_of_symbol(symbols, n_shards)
-            combined["symbol"] = local_symbol(symbols, n_shards)
-            parts = split(combined, routes, n_shards)
+            original_seq = messages["seq"].copy()
+            owner = np.repeat(np.arange(len(group)), [len(b) for b in batches])
+            messages["seq"] = np.arange(len(messages))
+            reasons = self._check_risk(messages)
+            if reasons.any():
+                rejects = _risk_rejects(messages, reasons)
+                passed = compress(messages, reasons == 0)
+            else:  # the common case: a dozen array operations less per group
+                rejects, passed = None, messages
+            symbols = messages["symbol"].copy()  # global: what the risk book counts by
+            parts = []
+            if len(passed):  # ``passed`` is this group's own copy: its symbols become local
+                n_shards = len(self.shards)
+                routes = shard_of_symbol(passed["symbol"], n_shards)
+                passed["symbol"] = local_symbol(passed["symbol"], n_shards)
+                parts = split(passed, routes, n_shards)
         replies = await asyncio.gather(
             *(self.shards[shard].process(part, self.backend_id) for shard, part in parts),
             return_exceptions=True,
@@ -197,25 +188,38 @@ class Backend:
                     self.risk.apply_maker_fills(maker_fills)
                 out.append(reports)
             persisted = None
+            if out and self.stores is not None:
+                persisted = (
+                    _reached_shards(messages, parts, replies, symbols),
+                    concat_records(out),
+                    original_seq,
+                    concat_records(tops) if tops else None,
+                )
             if out:
-                reports = concat_records(out)
-                if self.stores is not None:
-                    persisted = (
-                        _reached_shards(combined, parts, replies, symbols),
-                        copy_records(reports),
-                        original_seq,
-                        concat_records(tops) if tops else None,
-                    )
-                self._note_makers_done(reports)
+                self._note_makers_done(concat_records(out) if len(out) > 1 else out[0])
+            answered = ([rejects] if rejects is not None else []) + out
+            if answered:
+                reports = concat_records(answered)
                 index = reports["seq"].copy()
                 reports["seq"] = original_seq[index]
-                results = _by_owner(reports, owner[index], len(batches))
+                results = _by_owner(reports, owner[index], len(group))
             else:
-                results = [_NO_REPORTS] * len(batches)
-        self.stats.busy_ns += span.cpu_ns
+                results = [_NO_REPORTS] * len(group)
+            results = [failed.get(k, result) for k, result in enumerate(results)]
+            self._add_makers_done(group, results)
+        self.stats.record_batch(len(messages), span)
         if persisted is not None:  # with durability sync, answered once committed
             await self.stores.persist(*persisted)
-        return [failed.get(k, result) for k, result in enumerate(results)]
+        return results
+
+    def _add_makers_done(self, group: list["_Submission"], results: list) -> None:
+        """Each client's MAKER_DONE notices, in the first answer of the group it gets."""
+        for k, submission in enumerate(group):
+            client = submission.client
+            if client is None or isinstance(results[k], Exception):
+                continue
+            if self._makers_done[client]:
+                results[k] = concat_records((results[k], self._take_makers_done(client)))
 
     async def close_stores(self) -> None:
         """Wait for every journal and cache write, then disconnect (the run's end)."""
@@ -252,6 +256,12 @@ class Backend:
 
 
 _NO_REPORTS = np.empty(0, dtype=REPORT_DTYPE)
+
+
+class _Submission(NamedTuple):
+    orders: np.ndarray
+    client: int | None
+    done: asyncio.Future
 
 
 def _reached_shards(combined, parts, replies, symbols) -> np.ndarray:
