@@ -31,7 +31,7 @@ __all__ = [
     "ErrorOut",
     "OrderState",
     "orders_to_array",
-    "reports_to_objects",
+    "reports_to_dicts",
     "reports_to_columns",
     "columns_to_reports",
     "SIDE_CODES",
@@ -171,27 +171,35 @@ def orders_to_array(orders: list[OrderIn], symbol_index: dict[str, int]) -> np.n
     return out
 
 
-def reports_to_objects(reports: np.ndarray, symbols: list[str]) -> list[ReportOut]:
-    """One report object per report (the per-order answer)."""
+def reports_to_dicts(reports: np.ndarray, symbols: list[str]) -> list[dict]:
+    """One :class:`ReportOut` as a plain dict per report (the per-order answer, for orjson)."""
     out = []
-    for r in reports.tolist():
-        row = dict(zip(REPORT_DTYPE.names, r, strict=True))
-        kind = int(row["kind"])
+    n_symbols = len(symbols)
+    for row in reports.tolist():
+        _, order_id, account, maker_id, maker_account, price, qty, leaves = row[:8]
+        symbol, kind, reason = row[9:12]
+        fill = kind == ReportKind.FILL
         out.append(
-            ReportOut(
-                kind=KIND_NAMES.get(kind, str(kind)),
-                order_id=row["order_id"],
-                account=row["account"],
-                symbol=symbols[row["symbol"]] if 0 <= row["symbol"] < len(symbols) else "",
-                price=row["price"],
-                qty=row["qty"],
-                leaves=row["leaves"],
-                reason=Reason.name_of(row["reason"]) if row["reason"] else None,
-                maker_id=row["maker_id"] if kind == ReportKind.FILL else None,
-                maker_account=row["maker_account"] if kind == ReportKind.FILL else None,
-            )
+            {
+                "kind": KIND_NAMES.get(kind, str(kind)),
+                "order_id": order_id,
+                "account": account,
+                "symbol": symbols[symbol] if 0 <= symbol < n_symbols else "",
+                "price": price,
+                "qty": qty,
+                "leaves": leaves,
+                "reason": Reason.name_of(reason) if reason else None,
+                "maker_id": maker_id if fill else None,
+                "maker_account": maker_account if fill else None,
+            }
         )
     return out
+
+
+assert REPORT_DTYPE.names[:12] == (
+    "seq", "order_id", "account", "maker_id", "maker_account", "price", "qty", "leaves",
+    "maker_leaves", "symbol", "kind", "reason",
+)  # fmt: skip
 
 
 def reports_to_columns(reports: np.ndarray) -> dict[str, list[int]]:
