@@ -1,25 +1,22 @@
 """A load generator's client of one gateway over HTTP (``topology.transport: http``).
 
-It keeps one keep-alive connection pool per gateway, with as many requests in
-flight as the generator sends, and posts every batch (one order or many) to
+It keeps one keep-alive connection pool per gateway
+(:mod:`actors.http_connection`), with as many requests in flight as the
+generator sends, and posts every batch (one order or many) to
 ``POST /v1/orders/batch``, whose answer comes back as columns: one pass per
 report field rebuilds the reports array the generator digests, as over the
 other transports. The generator names itself (``?client=``) so that the
 answers carry its MAKER_DONE notices too.
 """
 
-import aiohttp
 import numpy as np
 import orjson
 
+from actors.http_connection import ConnectionPool, HttpError
 from actors.http_models import ACTION_NAMES, SIDE_NAMES, TYPE_NAMES, columns_to_reports
 from engine.messages import Action
 
 __all__ = ["HttpBackendClient", "HttpError", "orders_json", "http_clients"]
-
-
-class HttpError(RuntimeError):
-    """The gateway answered with an error status (its status and detail)."""
 
 
 def orders_json(orders: np.ndarray, symbols: list[str]) -> bytes:
@@ -55,28 +52,27 @@ class HttpBackendClient:
     def __init__(self, url: str, api_key: str, symbols: list[str], connections: int = 64):
         self.url = url.rstrip("/") + "/v1/orders/batch"
         self.symbols = list(symbols)
-        self._headers = {"X-API-Key": api_key, "Content-Type": "application/json"}
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = ConnectionPool(url, connections)
+        self._head = (
+            f"Host: {self._pool.authority}\r\nX-API-Key: {api_key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
+        ).encode()
 
     async def submit(self, orders: np.ndarray, client: int | None = None) -> np.ndarray:
-        if self._session is None:  # made on the loop that uses it
-            connector = aiohttp.TCPConnector(limit=self._connections, keepalive_timeout=60)
-            self._session = aiohttp.ClientSession(connector=connector)
-        params = None if client is None else {"client": str(client)}
         body = orders_json(orders, self.symbols)
-        async with self._session.post(
-            self.url, data=body, headers=self._headers, params=params
-        ) as answer:
-            payload = await answer.read()
-            if answer.status != 200:
-                raise HttpError(f"HTTP {answer.status}: {payload[:500].decode(errors='replace')}")
+        target = (
+            b"POST /v1/orders/batch"
+            if client is None
+            else b"POST /v1/orders/batch?client=%d" % client
+        )
+        request = b"%s HTTP/1.1\r\n%s%d\r\n\r\n%s" % (target, self._head, len(body), body)
+        status, payload = await self._pool.request(request)
+        if status != 200:
+            raise HttpError(f"HTTP {status}: {payload[:500].decode(errors='replace')}")
         return columns_to_reports(orjson.loads(payload)["reports"])
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
 
 def http_clients(gateways: dict) -> list[HttpBackendClient]:
