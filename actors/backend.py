@@ -27,6 +27,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from actors import order_updates
 from actors.partition import split
 from actors.platform_stores import PlatformStores, StoresSpec
 from actors.risk import RiskBook, RiskLimits
@@ -85,6 +86,7 @@ class Backend:
         split(messages, shard_of_symbol(messages["symbol"], 1), 1)
         if not self.noop:
             self.risk.warm_up(MESSAGE_DTYPE, REPORT_DTYPE)
+            order_updates.warm_up()  # the cache's records, if the run has a cache
 
     async def submit(self, orders, client: int | None = None) -> np.ndarray:
         """Reports for a batch of orders; ``BadBatch`` if it is not a batch of orders.

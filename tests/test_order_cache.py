@@ -15,8 +15,18 @@ import pytest
 
 from actors.order_cache import TOP_DTYPE, OrderCache
 from actors.order_flow import FlowParams, OrderFlow
+from actors.order_updates import DIGITS, order_updates
 from engine import MatchingEngine
-from engine.messages import MESSAGE_DTYPE, NO_PRICE, Action, OrderType, Reason, ReportKind, Side
+from engine.messages import (
+    MESSAGE_DTYPE,
+    NO_PRICE,
+    REPORT_DTYPE,
+    Action,
+    OrderType,
+    Reason,
+    ReportKind,
+    Side,
+)
 from tests.conftest import REDIS_URL
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -216,18 +226,24 @@ def replay(reports: np.ndarray, messages: np.ndarray, states: dict) -> None:
             message = by_seq.get(seq)
             if message is not None and message["action"] == Action.NEW and key not in states:
                 states[key] = {"status": "rejected", "leaves": 0, "qty": qty, "side": side,
-                               "account": acct, "symbol": sym, "price": price}  # fmt: skip
+                               "account": acct, "symbol": sym, "price": None if price == NO_PRICE
+                               else price}  # fmt: skip
 
 
-@pytest.mark.parametrize("batch_size", [1, 37, 4096])
-def test_a_generated_flow_matches_a_replay_of_every_report_and_the_book(batch_size):
+@pytest.mark.parametrize("batch_size, messy", [(1, False), (37, False), (37, True), (4096, True)])
+def test_a_generated_flow_matches_a_replay_of_every_report_and_the_book(batch_size, messy):
+    """``messy``: some orders reuse another's id, some have no quantity (REJECTs)."""
     params = FlowParams(symbols=4, accounts=50, price_levels=10, max_qty=20)
     flow = OrderFlow(params, seed=7)
     engine = MatchingEngine(params.symbols)
+    rng = np.random.default_rng(3)
     batches = []
     total = 600 if batch_size == 1 else 12_000
     for _ in range(0, total, batch_size):
         batch = flow.next_batch(batch_size)
+        if messy:
+            batch["order_id"][rng.integers(0, batch_size, batch_size // 8)] = batch["order_id"][0]
+            batch["qty"][rng.integers(0, batch_size, batch_size // 8)] = 0
         reports = engine.process(batch)
         flow.keep_only(engine.is_resting(*flow.live_orders))
         batches.append((batch, reports))
@@ -236,6 +252,9 @@ def test_a_generated_flow_matches_a_replay_of_every_report_and_the_book(batch_si
         replay(reports, batch, expected)
     kinds = np.concatenate([r["kind"] for _, r in batches])
     assert {ReportKind.FILL, ReportKind.CANCELED, ReportKind.MODIFIED} <= set(kinds.tolist())
+    if messy:
+        reasons = set(np.concatenate([r["reason"] for _, r in batches]).tolist())
+        assert {Reason.DUPLICATE_ORDER_ID, Reason.BAD_QTY} <= reasons
 
     async def test(cache):
         for batch, reports in batches:
@@ -261,3 +280,22 @@ def test_a_generated_flow_matches_a_replay_of_every_report_and_the_book(batch_si
     book = {(int(r["symbol"]), int(r["order_id"])): int(r["qty"]) for r in resting}
     open_orders = {key: s["leaves"] for key, s in got.items() if s["status"] == "open"}
     assert open_orders == book
+
+
+def test_records_carry_any_int64_as_its_exact_decimal_text():
+    values = [2**63 - 1, -(2**63), -5, 0, 10**18, 9]
+    reports = np.zeros(len(values), REPORT_DTYPE)
+    reports["kind"] = ReportKind.ACK
+    reports["order_id"] = np.arange(1, len(values) + 1)
+    reports["account"], reports["price"], reports["qty"] = values, values[::-1], values
+    records = order_updates(np.zeros(0, MESSAGE_DTYPE), reports)
+
+    def number(record, name):
+        return int(record[name][DIGITS - record[f"n_{name}"] :])
+
+    assert [number(r, "account") for r in records] == values
+    assert [number(r, "qty") for r in records] == values
+    # A price of NO_PRICE (int64 min) is a market order's: no price field at all.
+    assert [number(r, "price") if r["n_price"] else None for r in records] == [
+        None if v == NO_PRICE else v for v in values[::-1]
+    ]

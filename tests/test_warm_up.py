@@ -65,3 +65,36 @@ def test_without_the_generator_s_warm_up_its_kernels_would_load_inside_the_windo
     # The check above can fail: skip the generator's warm-up and its kernels show up.
     late = compiled_in_window(20_000.0, warm=False)
     assert "actors.order_flow._build" in late and "actors.report_digest._digest" in late
+
+
+CACHE_SCRIPT = """
+import json, sys
+import numpy as np
+from actors import order_updates
+from actors.backend import Backend
+from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
+
+kernels = (order_updates._events, order_updates._records)
+if json.loads(sys.argv[1]):
+    Backend(0, 1, [], 4, 10).warm_up()
+before = [len(k.signatures) for k in kernels]
+for n_messages in (0, 1, 3, 50):
+    for n_reports in (0, 1, 4, 70):
+        messages, reports = np.zeros(n_messages, MESSAGE_DTYPE), np.zeros(n_reports, REPORT_DTYPE)
+        order_updates.order_updates(messages, reports)
+print(json.dumps([before, [len(k.signatures) for k in kernels]]))
+"""
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_cache_s_records_compile_in_the_backend_s_warm_up(warm):
+    out = subprocess.run(
+        [sys.executable, "-c", CACHE_SCRIPT, json.dumps(warm)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (before == after) is warm  # without the warm-up, the batches compile them
