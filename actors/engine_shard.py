@@ -21,9 +21,20 @@ from actors.routing import (
 from actors.stage_stats import Span, StageStats
 from actors.wire import compress, concat_records, copy_records
 from engine import MatchingEngine, ReportKind, Side
-from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
+from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, Action, OrderType, empty_messages
 
 __all__ = ["EngineShard", "symbol_name"]
+
+
+def _warm_up_growth() -> None:
+    """Compile the pools' growth too: a book that outgrows them grows in the window."""
+    scratch = MatchingEngine(1, orders=1, levels=1)
+    n = 80  # buys at as many prices: more orders, levels, ids and levels a side than room
+    rests = empty_messages(n)
+    rests["order_id"], rests["price"] = np.arange(1, n + 1), 100 + np.arange(n)
+    rests["account"], rests["qty"] = 1, 1
+    rests["action"], rests["side"], rests["type"] = Action.NEW, Side.BUY, OrderType.LIMIT
+    scratch.process(rests)
 
 
 def symbol_name(symbol: int) -> str:
@@ -75,6 +86,7 @@ class EngineShard:
         if self.noop:
             return
         self.engine.process(np.zeros(0, MESSAGE_DTYPE))
+        _warm_up_growth()
         fills = np.zeros(2, REPORT_DTYPE)
         split(fills, backend_of_account(fills["maker_account"], 2), 2)  # maker-fill routing
 

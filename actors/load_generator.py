@@ -30,6 +30,7 @@ import numpy as np
 from actors.histogram import LatencyHistogram
 from actors.order_flow import OrderFlow
 from actors.partition import split
+from actors.reply_tally import Reply, Tally, count_replies
 from actors.report_digest import digest_reports
 from actors.routing import backend_of_account
 from actors.stage_stats import Span, StageStats
@@ -38,8 +39,6 @@ from engine.jit import WARM_UP_SIZES
 from engine.messages import REPORT_DTYPE
 
 __all__ = ["LoadGenerator", "BackendClient", "RunWindow", "now_ns", "KEPT_UP", "HELD_SHARE"]
-
-_SAMPLES_PER_INTERVAL = 256
 
 #: The clock of every figure a generator measures: monotonic, within one process.
 now_ns = time.monotonic_ns
@@ -82,39 +81,6 @@ class RunWindow:
         return (self.end_ns - self.measure_from_ns) / 1e9
 
 
-class _Tally:
-    """Counts and latencies of one period.
-
-    Everything is counted when it happened: ``sent``, ``lag`` and ``held_ns``
-    when the orders were sent; ``answered`` (``acked``, ``rejects`` or
-    ``errors``), ``fills`` and ``latency`` when their reply reached the
-    generator (throughput by completion). Latency runs from each order's
-    intended send time, so it includes every wait the order had.
-    """
-
-    def __init__(self) -> None:
-        self.sent = self.answered = self.acked = self.rejects = self.fills = self.errors = 0
-        self.first_error = ""  #: what the first failed call raised
-        self.latency = LatencyHistogram()
-        self.lag = LatencyHistogram()  #: actual send time minus intended send time, ns
-        self.held_ns = 0  #: time spent waiting for an in-flight slot
-        self.samples: list[float] = []  #: a few latencies (ms) for Ray's metrics
-
-    def to_dict(self) -> dict:
-        return {
-            "sent": self.sent,
-            "answered": self.answered,
-            "acked": self.acked,
-            "rejects": self.rejects,
-            "fills": self.fills,
-            "errors": self.errors,
-            "first_error": self.first_error,
-            "latency": self.latency.to_dict(),
-            "lag": self.lag.to_dict(),
-            "held_ns": self.held_ns,
-        }
-
-
 class LoadGenerator:
     def __init__(
         self,
@@ -136,8 +102,8 @@ class LoadGenerator:
         self.max_in_flight = max_in_flight
         self._rng = np.random.default_rng([seed, gen_id, 7])
         self.stats = StageStats()
-        self.total = _Tally()  #: the measured window
-        self.interval = _Tally()  #: since the collector last asked
+        self.total = Tally()  #: the measured window
+        self.interval = Tally()  #: since the collector last asked
         self._in_flight: dict[asyncio.Task, int] = {}  #: call -> its number of orders
         self._in_flight_orders = 0
         self._answered_late = 0  #: orders whose reply came after the window's end
@@ -145,6 +111,7 @@ class LoadGenerator:
         self._batches: set[asyncio.Future] = set()
         self._window: RunWindow | None = None
         self._arrivals: _Arrivals | None = None
+        self._replies: list[Reply] = []  #: heard this turn of the loop, not yet counted
 
     def warm_up(self) -> None:
         """Compile (or load from Numba's cache) every kernel the generator runs in its window.
@@ -176,7 +143,7 @@ class LoadGenerator:
         # Orders due but not yet sent, estimated from how far behind the schedule is.
         unsent = int(behind_ns * self.rate / 1e9) if self.rate else 0
         out["backlog"] = self._in_flight_orders + unsent
-        self.interval = _Tally()
+        self.interval = Tally()
         return out
 
     def _behind_ns(self) -> int:
@@ -199,6 +166,7 @@ class LoadGenerator:
         # may wake past the end, after some of those replies were taken in.
         await _sleep_until(window.end_ns)
         overrun_ns, unanswered = await self._drain(window)
+        self._count_replies()  # the last turn's, if its count has not run yet
         in_flight_at_end = self._answered_late + unanswered
         out = self.total.to_dict()
         measure_from, end = window.measure_from_ns, window.end_ns
@@ -222,6 +190,8 @@ class LoadGenerator:
 
     def tally_so_far(self) -> dict:
         """The measured tally as far as the run has got, in :meth:`run`'s form."""
+        if self._window is not None:
+            self._count_replies()
         out = self.total.to_dict()
         window = self._window
         measured_s = 0.0
@@ -290,7 +260,9 @@ class LoadGenerator:
             now = now_ns()
             if now >= window.end_ns:
                 return
-            self._send(np.full(self.batch_size, now, dtype=np.int64), window)
+            # Every free slot at once: one build for all of them (one order each, say).
+            room = max(1, self.max_in_flight - len(self._batches))
+            self._send(np.full(room * self.batch_size, now, dtype=np.int64), window)
             await asyncio.sleep(0)
 
     async def _open_loop(self, window: RunWindow) -> None:
@@ -311,7 +283,9 @@ class LoadGenerator:
             # is over, and what it closed on stays unsent.
             if now >= window.end_ns and (held or now - close > _END_GRACE_NS):
                 return
-            due = arrivals.take_until(max(close, now), self.batch_size)
+            # Behind the schedule, every batch due that has a free slot goes at once.
+            room = max(1, self.max_in_flight - len(self._batches))
+            due = arrivals.take_until(max(close, now), room * self.batch_size)
             if len(due):
                 self._send(due, window)
 
@@ -336,21 +310,30 @@ class LoadGenerator:
             tally.lag.merge(lags)
 
     def _build_and_send(self, send_ns: np.ndarray) -> np.ndarray:
+        """Build the orders of ``send_ns`` at once and send them in batches of ``batch_size``."""
         # The hazard runs on the real clock: behind its schedule the flow still cancels
         # per real second, so the book stays what it would be at the rate achieved.
         orders = self.flow.next_batch(len(send_ns), ORDER_DTYPE, now_ns=now_ns())
         orders["send_ns"] = send_ns
-        routes = backend_of_account(orders["account"], len(self.backends))
-        calls = []
-        for backend, part in split(orders, routes, len(self.backends)):
-            task = asyncio.ensure_future(self._submit(backend, part))
-            self._in_flight[task] = len(part)
-            self._in_flight_orders += len(part)
-            task.add_done_callback(self._call_done)
-            calls.append(task)
-        batch = asyncio.gather(*calls, return_exceptions=True)
-        self._batches.add(batch)
-        batch.add_done_callback(self._batches.discard)
+        n = len(self.backends)
+        routes = backend_of_account(orders["account"], n)
+        size = self.batch_size
+        for lo in range(0, len(orders), size):
+            batch, batch_routes = orders[lo : lo + size], routes[lo : lo + size]
+            if len(batch) == 1:  # one order, one backend: no split to make
+                parts = [(int(batch_routes[0]), batch)]
+            else:
+                parts = split(batch, batch_routes, n)
+            calls = []
+            for backend, part in parts:
+                task = asyncio.ensure_future(self._submit(backend, part))
+                self._in_flight[task] = len(part)
+                self._in_flight_orders += len(part)
+                task.add_done_callback(self._call_done)
+                calls.append(task)
+            gathered = asyncio.gather(*calls, return_exceptions=True)
+            self._batches.add(gathered)
+            gathered.add_done_callback(self._batches.discard)
         self.stats.note_queue(len(self._in_flight))
         return orders
 
@@ -366,33 +349,29 @@ class LoadGenerator:
         received = now_ns()
         if received >= self._window.end_ns:
             self._answered_late += len(orders)
-        # Also follows the market: moves the flow's mids to the last trades.
-        digest = None if reports is None else digest_reports(reports, self.flow.mids)
-        window = self._window
-        tallies = [self.interval]
-        if window.measure_from_ns <= received < window.end_ns:
-            tallies.append(self.total)
-        latency = None if error else np.maximum(received - orders["send_ns"], 0)
-        latencies = None if error else LatencyHistogram.of(latency)  # bucketed once
-        for tally in tallies:
-            self._count_answered(tally, len(orders), digest, error, latency, latencies)
-        if digest is not None:
-            self.flow.forget(digest.gone)  # filled, cancelled, expired or rejected
+        # Counted with the other replies of this turn of the loop, all at once.
+        self._replies.append(Reply(orders, reports, error, received))
+        if len(self._replies) == 1:
+            asyncio.get_running_loop().call_soon(self._count_replies)
 
-    @staticmethod
-    def _count_answered(tally: _Tally, n, digest, error, latency, latencies) -> None:
-        """One reply's ``n`` orders: counts, and latency from their intended send times."""
-        tally.answered += n
-        if error:
-            tally.errors += n
-            tally.first_error = tally.first_error or error
-            return
-        tally.rejects += digest.rejects
-        tally.acked += n - digest.rejects
-        tally.fills += digest.fills
-        tally.latency.merge(latencies)
-        if len(tally.samples) < _SAMPLES_PER_INTERVAL:
-            tally.samples.extend((latency[:: max(1, n // 4)] / 1e6).tolist())
+    def _count_replies(self) -> None:
+        """Count the replies heard so far, in order; the flow forgets the orders gone."""
+        replies, self._replies = self._replies, []
+        window = self._window
+        gone = []
+        start = 0
+        while start < len(replies):  # runs of replies counted in the same periods
+            measured = window.measure_from_ns <= replies[start].received_ns < window.end_ns
+            end = start + 1
+            while end < len(replies) and measured == (
+                window.measure_from_ns <= replies[end].received_ns < window.end_ns
+            ):
+                end += 1
+            tallies = (self.interval, self.total) if measured else (self.interval,)
+            gone.append(count_replies(replies[start:end], tallies, self.flow.mids))
+            start = end
+        if gone:  # filled, cancelled, expired or rejected
+            self.flow.forget(gone[0] if len(gone) == 1 else np.concatenate(gone))
 
 
 class _Arrivals:
