@@ -8,10 +8,10 @@ server starts, so port 0 gives a free port that the caller learns at once.
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 __all__ = ["HttpServer"]
 
@@ -22,6 +22,56 @@ class _StageServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield  # the program that serves handles its own signals
+
+
+class _CorkedTransport:
+    """A connection's writes of one turn of the loop, sent as one.
+
+    uvicorn writes an answer's head and its body apart: two system calls (and,
+    without TCP_NODELAY, a delayed ACK between them). Joined, an answer costs
+    one ``send`` however it was written, and answers to pipelined requests
+    share it too.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def writelines(self, lines) -> None:
+        for data in lines:
+            self.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def __getattr__(self, name):  # everything else is the real transport's
+        return getattr(self._transport, name)
+
+
+class _CorkedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, writing through :class:`_CorkedTransport`."""
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(_CorkedTransport(transport, self.loop))
 
 
 class HttpServer:
@@ -49,8 +99,8 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
-            # httptools parses HTTP in C; h11, uvicorn's fallback, is pure Python.
-            http="httptools" if importlib.util.find_spec("httptools") else "h11",
+            # httptools parses HTTP in C (h11, uvicorn's fallback, is pure Python).
+            http=_CorkedHttpToolsProtocol,
             timeout_keep_alive=60,
             backlog=4096,
         )
