@@ -219,3 +219,22 @@ def test_the_openapi_document_lists_every_endpoint():
         assert set(doc["paths"]["/v1/orders/{symbol}/{order_id}"]) == {"get", "delete", "patch"}
 
     serve(test)
+
+
+def test_the_hot_routes_take_the_request_alone_and_are_documented_as_ever():
+    from fastapi import Request
+
+    from actors.gateway_app import _RequestRoute
+
+    async def takes_more(request: Request, client: int):
+        return None
+
+    with pytest.raises(TypeError, match="must take the request alone"):
+        _RequestRoute("/x", takes_more, methods=["POST"])
+    document = create_app(Gateway(0, [], [], SYMBOLS, {KEY: "*"})).openapi()
+    batch = document["paths"]["/v1/orders/batch"]["post"]
+    assert [p["name"] for p in batch["parameters"]] == ["x-api-key", "client"]
+    body = batch["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["orders"]["items"] == {"$ref": "#/components/schemas/OrderIn"}
+    assert "OrderIn" in document["components"]["schemas"]
+    assert {"200", "401", "413", "422", "429", "503"} <= set(batch["responses"])
