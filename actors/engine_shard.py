@@ -127,11 +127,16 @@ class EngineShard:
     def _route_maker_fills(self, reports: np.ndarray, backend_id: int) -> None:
         if self.n_backends == 1:
             return
-        fills = compress(reports, reports["kind"] == ReportKind.FILL)
+        fill = reports["kind"] == ReportKind.FILL
+        if not fill.any():  # most small batches: nothing to route
+            return
+        fills = compress(reports, fill)
         owners = backend_of_account(fills["maker_account"], self.n_backends)
-        for backend, part in split(fills, owners, self.n_backends):
-            if backend != backend_id:
-                self._maker_outbox[backend].append(part)
+        foreign = owners != backend_id  # the caller's own makers it hears of in its reports
+        if not foreign.any():
+            return
+        for backend, part in split(compress(fills, foreign), owners[foreign], self.n_backends):
+            self._maker_outbox[backend].append(part)
 
     def _take_outbox(self, backend_id: int) -> np.ndarray:
         waiting = self._maker_outbox[backend_id]

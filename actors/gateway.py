@@ -98,11 +98,13 @@ class Gateway:
                     return accounts
         raise AuthError(401, "a valid X-API-Key header is required")
 
-    def check_accounts(self, key: str | None, accounts: np.ndarray) -> None:
+    def check_accounts(self, key: str | None, accounts) -> None:
+        """:class:`AuthError` 401 or 403 unless ``key`` may trade every one of ``accounts``."""
         allowed = self.accounts_of(key)
         if allowed is None:
             return
-        foreign = sorted(set(accounts.tolist()) - allowed)
+        values = accounts.tolist() if isinstance(accounts, np.ndarray) else list(accounts)
+        foreign = sorted(set(values) - allowed)
         if foreign:
             raise AuthError(403, f"this key may not trade account {foreign[0]}")
 
@@ -115,11 +117,21 @@ class Gateway:
             orders["order_id"][missing] = np.arange(len(missing)) + self._next_id
             self._next_id += len(missing)
 
+    def next_order_id(self) -> int:
+        """The gateway's next order id (for one NEW order without one)."""
+        self._next_id += 1
+        return self._next_id - 1
+
     async def submit(self, orders: np.ndarray, client: int | None = None) -> np.ndarray:
         """Reports for ``orders``, each part sent to the backend that owns its accounts."""
         n = len(self.backends)
+        if n == 1:
+            return await self.backends[self.backend_id].submit(orders, client)
+        if len(orders) == 1:  # one order, one owner: no arrays to split
+            owner = int(backend_of_account(int(orders["account"][0]), n))
+            return await self.backends[owner].submit(orders, client)
         owners = backend_of_account(orders["account"], n)
-        if n == 1 or (owners == self.backend_id).all():
+        if (owners == self.backend_id).all():
             return await self.backends[self.backend_id].submit(orders, client)
         parts = split(orders, owners, n)
         answers = await asyncio.gather(*(self.backends[b].submit(p, client) for b, p in parts))
