@@ -30,10 +30,12 @@ import numpy as np
 from actors import order_updates
 from actors.partition import split
 from actors.platform_stores import PlatformStores, StoresSpec
+from actors.report_digest import fills_and_rejects
 from actors.risk import RiskBook, RiskLimits
 from actors.routing import generator_of_order, local_symbol, shard_of_symbol
 from actors.stage_stats import Span, StageStats
 from actors.wire import MAKER_DONE, check_batch, compress, concat_records, copy_records, to_messages
+from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, ReportKind
 
 __all__ = ["Backend", "ShardClient", "ShardFailed"]
@@ -75,6 +77,7 @@ class Backend:
         self._in_flight = 0
         self._waiting: list[_Submission] = []
         self._sending = False
+        self._reported = {"orders": 0, "fills": 0, "rejects": 0}
         #: per client that named itself: ids of its resting orders others filled away
         self._makers_done: dict[int, list[np.ndarray]] = {}
         #: the platform's Redis cache and PostgreSQL journal, when the config has them
@@ -84,6 +87,8 @@ class Backend:
         """Compile (or load) the risk and routing kernels, as :meth:`EngineShard.warm_up` does."""
         messages = np.zeros(2, MESSAGE_DTYPE)
         split(messages, shard_of_symbol(messages["symbol"], 1), 1)
+        for size in WARM_UP_SIZES:
+            fills_and_rejects(np.zeros(size, REPORT_DTYPE))
         if not self.noop:
             self.risk.warm_up(MESSAGE_DTYPE, REPORT_DTYPE)
             order_updates.warm_up()  # the cache's records, if the run has a cache
@@ -112,6 +117,11 @@ class Backend:
     def take_stats(self) -> dict:
         """This interval's stage figures; starts a new interval."""
         return self.stats.take()
+
+    def take_reported(self) -> dict[str, int]:
+        """Orders settled, and the FILLs and REJECTs among their reports, since last asked."""
+        out, self._reported = self._reported, dict.fromkeys(self._reported, 0)
+        return out
 
     def _check_risk(self, messages: np.ndarray) -> np.ndarray:
         if self.noop:
@@ -200,8 +210,12 @@ class Backend:
             if out:
                 self._note_makers_done(concat_records(out) if len(out) > 1 else out[0])
             answered = ([rejects] if rejects is not None else []) + out
+            self._reported["orders"] += len(messages)
             if answered:
                 reports = concat_records(answered)
+                fills, rejected = fills_and_rejects(reports)
+                self._reported["fills"] += fills
+                self._reported["rejects"] += rejected
                 index = reports["seq"].copy()
                 reports["seq"] = original_seq[index]
                 results = _by_owner(reports, owner[index], len(group))

@@ -315,6 +315,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def healthz() -> dict:
         return {"status": "ok", "backend": gateway.backend_id}
 
+    # The router tries each route in turn, FastAPI's documentation pages first: the
+    # order endpoints go to the front.
+    hot = [route for route in app.router.routes if isinstance(route, _RequestRoute)]
+    app.router.routes[:] = hot + [route for route in app.router.routes if route not in hot]
     return app
 
 

@@ -127,7 +127,7 @@ class ShardActor(_Located, EngineShard):
 
     async def open_stream(self) -> tuple[str, int]:
         """Serve ``process`` over a stream too (``topology.transport: stream``); its address."""
-        self._stream = StreamServer(self.process, MESSAGE_DTYPE)
+        self._stream = StreamServer(self.process, MESSAGE_DTYPE, in_order=True)
         port = await self._stream.start()
         return ray.util.get_node_ip_address(), port
 
@@ -172,11 +172,6 @@ class BackendActor(_Located, Backend):
         self.warm_up()
         self._metrics = _Metered(f"backend-{self.backend_id}", run_id)
 
-    async def submit(self, orders, client=None):
-        reports = await super().submit(orders, client)
-        self._metrics.count_reports(len(orders), reports)
-        return reports
-
     async def open_stream(self) -> tuple[str, int]:
         """Serve ``submit`` over a stream too (``topology.transport: stream``); its address."""
         self._stream = StreamServer(self._submit_streamed, ORDER_DTYPE)
@@ -201,6 +196,8 @@ class BackendActor(_Located, Backend):
 
     async def take_stats(self) -> dict:
         out = super().take_stats()
+        for name, count in self.take_reported().items():  # counted per group, not per call
+            self._metrics.pending[name] += count
         self._metrics.export(out["max_queue"])
         return out
 

@@ -46,9 +46,12 @@ class StreamError(RuntimeError):
 class StreamServer:
     """Serves ``handler(batch, arg) -> arrays`` for requests of ``dtype`` records."""
 
-    def __init__(self, handler: Handler, dtype: np.dtype):
+    def __init__(self, handler: Handler, dtype: np.dtype, in_order: bool = False):
+        """``in_order``: the handler never waits (an engine shard's): each request of a
+        connection is answered before the next is read, with no task of its own."""
         self._handler = handler
         self._dtype = np.dtype(dtype)
+        self._in_order = in_order
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -71,6 +74,9 @@ class StreamServer:
                     await writer.drain()
                     return
                 payload = await reader.readexactly(length)
+                if self._in_order:
+                    await self._answer(writer, request_id, arg, payload)
+                    continue
                 task = asyncio.ensure_future(self._answer(writer, request_id, arg, payload))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
