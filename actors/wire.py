@@ -70,32 +70,34 @@ assert all(ORDER_DTYPE.fields[name] == MESSAGE_DTYPE.fields[name] for name in ME
 
 def to_messages(orders: np.ndarray) -> np.ndarray:
     """The engine's view of an order batch (drops ``send_ns``), copied as bytes."""
-    rows = np.ascontiguousarray(orders).view(np.uint8).reshape(len(orders), ORDER_DTYPE.itemsize)
+    rows = _rows(orders)
     # copy(), not ascontiguousarray(): one row's slice is contiguous already, and a view
     # would share (and, arriving over Ray, be as read-only as) the caller's orders.
     return rows[:, : MESSAGE_DTYPE.itemsize].copy().view(MESSAGE_DTYPE).ravel()
 
 
 # NumPy copies, gathers and joins packed structured records field by field, 10-15x
-# slower than the same bytes viewed as opaque records (256k orders: 13 ms against 1.4).
-def _as_void(batch: np.ndarray) -> np.ndarray:
-    return batch.view(np.dtype((np.void, batch.dtype.itemsize)))
+# slower than the same bytes (256k orders: 13 ms against 1.4). Even as opaque records
+# (a void dtype) it moves 56- and 80-byte items 1.3-3x slower than as plain bytes.
+def _rows(batch: np.ndarray) -> np.ndarray:
+    """The records' bytes, a row per record."""
+    return np.ascontiguousarray(batch).view(np.uint8).reshape(len(batch), batch.dtype.itemsize)
 
 
 def take(batch: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``batch[index]`` for a structured array, as whole-record copies."""
-    return _as_void(np.ascontiguousarray(batch))[index].view(batch.dtype)
+    return np.take(_rows(batch), index, axis=0).view(batch.dtype).ravel()
 
 
 def copy_records(batch: np.ndarray) -> np.ndarray:
     """A copy of a structured array, as whole records."""
-    return _as_void(np.ascontiguousarray(batch)).copy().view(batch.dtype)
+    return np.ascontiguousarray(batch).view(np.uint8).copy().view(batch.dtype)
 
 
 def concat_records(batches) -> np.ndarray:
     """Structured arrays of one dtype, joined as whole records (always a new array)."""
     dtype = batches[0].dtype
-    return np.concatenate([_as_void(np.ascontiguousarray(b)) for b in batches]).view(dtype)
+    return np.concatenate([np.ascontiguousarray(b).view(np.uint8) for b in batches]).view(dtype)
 
 
 def compress(batch: np.ndarray, mask: np.ndarray) -> np.ndarray:
