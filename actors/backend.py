@@ -199,20 +199,24 @@ class Backend:
                     self.risk.apply(part, reports)
                     self.risk.apply_maker_fills(maker_fills)
                 out.append(reports)
+            # The shards' reports joined once (a shard's own arrive read-only, over Ray).
+            joined = None if not out else out[0] if len(out) == 1 else concat_records(out)
             persisted = None
-            if out and self.stores is not None:
-                persisted = (
-                    _reached_shards(messages, parts, replies, symbols),
-                    concat_records(out),
-                    original_seq,
-                    concat_records(tops) if tops else None,
-                )
-            if out:
-                self._note_makers_done(concat_records(out) if len(out) > 1 else out[0])
-            answered = ([rejects] if rejects is not None else []) + out
+            if joined is not None:
+                self._note_makers_done(joined)
+                if self.stores is not None:  # numbered as the group's messages are
+                    persisted = (
+                        _reached_shards(messages, parts, replies, symbols),
+                        copy_records(joined),
+                        original_seq,
+                        concat_records(tops) if tops else None,
+                    )
             self._reported["orders"] += len(messages)
-            if answered:
-                reports = concat_records(answered)
+            if joined is not None or rejects is not None:
+                if rejects is None:
+                    reports = copy_records(joined) if len(out) == 1 else joined
+                else:
+                    reports = rejects if joined is None else concat_records((rejects, joined))
                 fills, rejected = fills_and_rejects(reports)
                 self._reported["fills"] += fills
                 self._reported["rejects"] += rejected
