@@ -77,7 +77,6 @@ class Backend:
         self._in_flight = 0
         self._waiting: list[_Submission] = []
         self._sending = False
-        self._reported = {"orders": 0, "fills": 0, "rejects": 0}
         #: per client that named itself: ids of its resting orders others filled away
         self._makers_done: dict[int, list[np.ndarray]] = {}
         #: the platform's Redis cache and PostgreSQL journal, when the config has them
@@ -117,11 +116,6 @@ class Backend:
     def take_stats(self) -> dict:
         """This interval's stage figures; starts a new interval."""
         return self.stats.take()
-
-    def take_reported(self) -> dict[str, int]:
-        """Orders settled, and the FILLs and REJECTs among their reports, since last asked."""
-        out, self._reported = self._reported, dict.fromkeys(self._reported, 0)
-        return out
 
     def _check_risk(self, messages: np.ndarray) -> np.ndarray:
         if self.noop:
@@ -211,15 +205,12 @@ class Backend:
                         original_seq,
                         concat_records(tops) if tops else None,
                     )
-            self._reported["orders"] += len(messages)
             if joined is not None or rejects is not None:
                 if rejects is None:
                     reports = copy_records(joined) if len(out) == 1 else joined
                 else:
                     reports = rejects if joined is None else concat_records((rejects, joined))
-                fills, rejected = fills_and_rejects(reports)
-                self._reported["fills"] += fills
-                self._reported["rejects"] += rejected
+                self.stats.note_reports(*fills_and_rejects(reports))
                 index = reports["seq"].copy()
                 reports["seq"] = original_seq[index]
                 results = _by_owner(reports, owner[index], len(group))

@@ -11,6 +11,7 @@ snapshots for recovery.
 import numpy as np
 
 from actors.partition import split
+from actors.report_digest import globalize
 from actors.routing import (
     backend_of_account,
     global_symbol,
@@ -21,6 +22,7 @@ from actors.routing import (
 from actors.stage_stats import Span, StageStats
 from actors.wire import compress, concat_records, copy_records
 from engine import MatchingEngine, ReportKind, Side
+from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE, Action, OrderType, empty_messages
 
 __all__ = ["EngineShard", "symbol_name"]
@@ -87,6 +89,8 @@ class EngineShard:
             return
         self.engine.process(np.zeros(0, MESSAGE_DTYPE))
         _warm_up_growth()
+        for size in WARM_UP_SIZES:
+            globalize(np.zeros(size, REPORT_DTYPE), 0, 1)
         fills = np.zeros(2, REPORT_DTYPE)
         split(fills, backend_of_account(fills["maker_account"], 2), 2)  # maker-fill routing
 
@@ -115,22 +119,18 @@ class EngineShard:
     def _match(self, messages: np.ndarray, backend_id: int) -> np.ndarray:
         if self.noop:
             reports = _acks(messages)
-            reports["symbol"] = global_symbol(reports["symbol"], self.shard_id, self.n_shards)
         else:
             reports = self.engine.process(messages)
             if self._journal is not None:
                 self._record(messages, reports)
-            reports["symbol"] = global_symbol(reports["symbol"], self.shard_id, self.n_shards)
+        fills, rejects = globalize(reports, self.shard_id, self.n_shards)
+        self.stats.note_reports(fills, rejects)
+        if fills and self.n_backends > 1:  # most small batches have none to route
             self._route_maker_fills(reports, backend_id)
         return reports
 
     def _route_maker_fills(self, reports: np.ndarray, backend_id: int) -> None:
-        if self.n_backends == 1:
-            return
-        fill = reports["kind"] == ReportKind.FILL
-        if not fill.any():  # most small batches: nothing to route
-            return
-        fills = compress(reports, fill)
+        fills = compress(reports, reports["kind"] == ReportKind.FILL)
         owners = backend_of_account(fills["maker_account"], self.n_backends)
         foreign = owners != backend_id  # the caller's own makers it hears of in its reports
         if not foreign.any():

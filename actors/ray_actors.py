@@ -13,7 +13,6 @@ import asyncio
 import os
 import socket
 
-import numpy as np
 import ray
 from ray.util import metrics
 
@@ -26,12 +25,10 @@ from actors.http_client import http_clients
 from actors.load_generator import LoadGenerator, RunWindow
 from actors.local import LocalBackendClient
 from actors.order_flow import OrderFlow
-from actors.report_digest import fills_and_rejects
 from actors.stage_stats import host_cpus
 from actors.stream import StreamClient, StreamServer
 from actors.wire import ORDER_DTYPE
 from engine.book import TOP_DTYPE
-from engine.jit import WARM_UP_SIZES
 from engine.messages import MESSAGE_DTYPE, REPORT_DTYPE
 
 __all__ = [
@@ -62,8 +59,6 @@ class _Metered:
     """
 
     def __init__(self, actor: str, run: str):
-        for size in WARM_UP_SIZES:  # its kernel, compiled (or loaded) before the run
-            fills_and_rejects(np.zeros(size, REPORT_DTYPE))
         self.tags = {"actor": actor, "run": run}
         self.counters = {
             "orders": _counter("lab_orders", "Orders handled by the actor."),
@@ -75,11 +70,11 @@ class _Metered:
             "lab_queue_depth", description="Calls in flight.", tag_keys=_TAGS
         )
 
-    def count_reports(self, n_orders: int, reports: np.ndarray) -> None:
-        fills, rejects = fills_and_rejects(reports)
-        self.pending["orders"] += n_orders
-        self.pending["fills"] += fills
-        self.pending["rejects"] += rejects
+    def count_stage(self, stage: dict) -> None:
+        """A stage's interval (``StageStats.take``): its messages and reports' counts."""
+        self.pending["orders"] += stage["messages"]
+        self.pending["fills"] += stage["fills"]
+        self.pending["rejects"] += stage["rejects"]
 
     def export(self, queue_depth: int) -> None:
         for name, value in self.pending.items():
@@ -120,10 +115,7 @@ class ShardActor(_Located, EngineShard):
         self._metrics = _Metered(f"engine-{self.shard_id}", run_id)
 
     async def process(self, messages, backend_id=0):
-        reply = super().process(messages, backend_id)
-        if len(messages):
-            self._metrics.count_reports(len(messages), reply[0])
-        return reply
+        return super().process(messages, backend_id)
 
     async def open_stream(self) -> tuple[str, int]:
         """Serve ``process`` over a stream too (``topology.transport: stream``); its address."""
@@ -133,6 +125,7 @@ class ShardActor(_Located, EngineShard):
 
     async def take_stats(self) -> dict:
         out = super().take_stats()
+        self._metrics.count_stage(out["stage"])
         self._metrics.export(out["stage"]["max_queue"])
         return out
 
@@ -196,8 +189,7 @@ class BackendActor(_Located, Backend):
 
     async def take_stats(self) -> dict:
         out = super().take_stats()
-        for name, count in self.take_reported().items():  # counted per group, not per call
-            self._metrics.pending[name] += count
+        self._metrics.count_stage(out)
         self._metrics.export(out["max_queue"])
         return out
 

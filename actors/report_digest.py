@@ -21,7 +21,7 @@ CANCELED, EXPIRED, FILL, REJECT = (
     ReportKind.REJECT,
 )
 
-__all__ = ["Digest", "digest_reports", "fills_and_rejects"]
+__all__ = ["Digest", "digest_reports", "fills_and_rejects", "globalize"]
 
 
 @njit
@@ -59,6 +59,26 @@ def _fills_and_rejects(kind):
         fills += kind[i] == FILL
         rejects += kind[i] == REJECT
     return fills, rejects
+
+
+@njit
+def _globalize(symbol, kind, shard, n_shards):
+    fills = rejects = 0
+    for i in range(kind.shape[0]):
+        symbol[i] = symbol[i] * n_shards + shard
+        fills += kind[i] == FILL
+        rejects += kind[i] == REJECT
+    return fills, rejects
+
+
+def globalize(reports: np.ndarray, shard: int, n_shards: int) -> tuple[int, int]:
+    """A shard's reports given global symbols, in place, and their FILL and REJECT counts.
+
+    One pass where the shard made three (``routing.global_symbol``, then a count of
+    each kind): a large batch's reports are tens of megabytes.
+    """
+    fills, rejects = _globalize(reports["symbol"], read_only(reports["kind"]), shard, n_shards)
+    return int(fills), int(rejects)
 
 
 def fills_and_rejects(reports: np.ndarray) -> tuple[int, int]:

@@ -66,6 +66,8 @@ class StageStats:
     def _reset(self) -> None:
         self.batches = 0
         self.messages = 0
+        self.fills = 0  #: FILL reports among the stage's answers
+        self.rejects = 0  #: REJECT reports among them
         self.busy_ns = 0  #: thread CPU time
         self.max_queue = 0  #: most calls seen waiting or running at once
         self.service = LatencyHistogram()  #: per-batch service (wall) time, ns
@@ -75,6 +77,10 @@ class StageStats:
         self.messages += messages
         self.busy_ns += span.cpu_ns
         self.service.record(span.wall_ns)
+
+    def note_reports(self, fills: int, rejects: int) -> None:
+        self.fills += int(fills)
+        self.rejects += int(rejects)
 
     def note_queue(self, depth: int) -> None:
         self.max_queue = max(self.max_queue, depth)
@@ -89,6 +95,8 @@ class StageStats:
         out = {
             "batches": self.batches,
             "messages": self.messages,
+            "fills": self.fills,
+            "rejects": self.rejects,
             "busy_ns": self.busy_ns,
             "process_cpu_ns": self._process_cpu_mark - process_cpu,
             "host_busy": host_busy,  #: share of the host's CPU time that was not idle

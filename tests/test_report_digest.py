@@ -3,7 +3,8 @@
 import numpy as np
 
 from actors.order_flow import FlowParams, OrderFlow
-from actors.report_digest import digest_reports, fills_and_rejects
+from actors.report_digest import digest_reports, fills_and_rejects, globalize
+from actors.routing import global_symbol
 from engine import MatchingEngine, ReportKind
 from engine.messages import REPORT_DTYPE
 
@@ -62,3 +63,14 @@ def test_matches_the_numpy_expressions_on_an_engine_s_reports():
         assert np.array_equal(digest.gone, want)
         assert np.array_equal(flow.mids, want_mids)
         assert fills_and_rejects(reports) == (digest.fills, digest.rejects)
+
+
+def test_globalize_gives_the_routing_functions_global_symbols_and_counts_in_one_pass():
+    flow = OrderFlow(FlowParams(symbols=4, accounts=50), seed=12)
+    engine = MatchingEngine(4)
+    for size in (1, 2, 3000):  # one report's field view is contiguous, more are strided
+        reports = engine.process(flow.next_batch(size))
+        want_symbols = global_symbol(reports["symbol"], 2, 3)
+        want_counts = fills_and_rejects(reports)
+        assert globalize(reports, 2, 3) == want_counts
+        assert np.array_equal(reports["symbol"], want_symbols)
