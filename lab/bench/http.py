@@ -1,7 +1,8 @@
 """``lab bench http``: what HTTP costs, in one session, with one load client for all three.
 
 1. ``bare``: a FastAPI endpoint with the gateway's request model (``OrderIn``)
-   that answers at once, on uvicorn (httptools, one worker), in its own process;
+   that answers at once, on uvicorn (httptools, one worker) as its defaults serve
+   it, on uvloop, in its own process;
 2. ``per_order``: one NEW order per ``POST /v1/orders`` through the platform's
    gateways (``lab serve``'s stages on the layout; each request goes to the
    gateway whose backend owns its account);
@@ -20,6 +21,7 @@ import random
 import time
 
 import orjson
+import uvloop
 
 from lab.run.executor import open_executor
 from lab.run.experiment import Experiment
@@ -103,7 +105,7 @@ def bare_body() -> bytes:
 
 
 def _serve_bare(ready) -> None:
-    """The bare app on uvicorn, in a process of its own."""
+    """The bare app on uvicorn, in a process of its own, on uvloop as uvicorn picks by default."""
 
     async def main() -> None:
         from actors.http_server import HttpServer
@@ -112,7 +114,7 @@ def _serve_bare(ready) -> None:
         ready.put(await server.start("127.0.0.1", 0))
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    uvloop.run(main())
 
 
 def _order(account: int, symbol: str, rng_seed: int) -> dict:
