@@ -130,8 +130,10 @@ def test_lab_bench_http_prints_its_three_figures():
     figures = _bench_json("http", "--layout", "in-process", "--duration", "1")
     assert figures["bare_rps"] > 0 and figures["per_order_rps"] > 0
     assert figures["batch_orders_per_s"] == pytest.approx(figures["batch_rps"] * 1000)
+    assert figures["in_flight"] == 64
     for leg in ("bare", "per_order", "batch"):
         assert figures[leg]["failed"] == 0, figures[leg]
+        assert 0 < figures[leg]["host_busy"] <= 1  # the host's CPUs, all of its processes
 
 
 @pytest.mark.slow

@@ -11,8 +11,10 @@
 The load client is one process of its own (aiohttp, keep-alive, a fixed number
 of requests in flight) so that it never shares an event loop with a server;
 it counts the requests answered 2xx and the orders they carried within the
-measured seconds. Every figure is measured with the same client, so the
-ratio per_order / bare says what the platform adds to a request.
+measured seconds, and how busy the host's CPUs were meanwhile (``host_busy``:
+a leg that leaves them idle measures its latency, not its capacity). Every
+figure is measured with the same client, so the ratio per_order / bare says
+what the platform adds to a request.
 """
 
 import asyncio
@@ -23,6 +25,7 @@ import time
 import orjson
 import uvloop
 
+from actors.stage_stats import host_cpu_ticks
 from lab.run.executor import open_executor
 from lab.run.experiment import Experiment
 from lab.store.result_store import new_run_id
@@ -30,10 +33,18 @@ from lab.store.result_store import new_run_id
 __all__ = ["bare_app", "measure", "run_http_bench"]
 
 _BENCH_KEY = "bench-http"  # only for this process's own platform, never stored
+#: Requests in flight: enough to keep both CPUs busy through the gateways (with 32, a
+#: gateway's requests spent a share of their time waiting on the shard's hop, and the
+#: host idled 8% of the time; the bare app needs fewer, and is as busy either way).
+IN_FLIGHT = 64
 
 
 def run_http_bench(
-    config: str, layout: str, overrides: list[str], duration_s: float = 5.0, in_flight: int = 32
+    config: str,
+    layout: str,
+    overrides: list[str],
+    duration_s: float = 5.0,
+    in_flight: int = IN_FLIGHT,
 ) -> dict:
     bare = _measure_bare(duration_s, in_flight)
     experiment = Experiment.from_yaml(config, layout=layout, overrides=overrides)
@@ -196,8 +207,18 @@ async def _load_async(targets, path, duration_s, in_flight) -> dict:
                 counts["orders"] += per_request if ok else 0
                 latencies.append(done - now)
 
-        await asyncio.gather(*(worker(w) for w in range(in_flight)))
+        async def host() -> None:  # how busy the host's CPUs were while counted
+            await asyncio.sleep(warm_until - time.monotonic())
+            ticks["from"] = host_cpu_ticks()
+            await asyncio.sleep(end - time.monotonic())
+            ticks["to"] = host_cpu_ticks()
+
+        ticks: dict = {}
+        await asyncio.gather(host(), *(worker(w) for w in range(in_flight)))
     latencies.sort()
+    busy = None
+    if ticks.get("from") and ticks.get("to") and ticks["to"][1] > ticks["from"][1]:
+        busy = (ticks["to"][0] - ticks["from"][0]) / (ticks["to"][1] - ticks["from"][1])
     p = (lambda q: round(latencies[int(q * (len(latencies) - 1))] * 1e3, 3)) if latencies else None
     return {
         "rps": round(counts["ok"] / duration_s, 1),
@@ -207,4 +228,5 @@ async def _load_async(targets, path, duration_s, in_flight) -> dict:
         "p50_ms": p(0.5) if p else None,
         "p99_ms": p(0.99) if p else None,
         "seconds": duration_s,
+        "host_busy": None if busy is None else round(busy, 3),
     }

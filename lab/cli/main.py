@@ -204,13 +204,16 @@ def bench_http(
     config: Path = typer.Argument(Path("configs/quickstart.yaml"), help="The platform's config."),
     layout: str = typer.Option("single-host", "--layout"),
     duration: float = typer.Option(5.0, "--duration", min=0.5, help="Measured seconds per leg."),
-    in_flight: int = typer.Option(32, "--in-flight", min=1, help="Requests in flight."),
+    in_flight: int | None = typer.Option(
+        None, "--in-flight", min=1, help="Requests in flight (default 64)."
+    ),
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """A bare FastAPI endpoint; one order per request, and 1,000 per batch, via the gateway."""
-    from lab.bench.http import run_http_bench
+    from lab.bench.http import IN_FLIGHT, run_http_bench
 
+    in_flight = IN_FLIGHT if in_flight is None else in_flight
     result = run_http_bench(str(config), layout, set_, duration_s=duration, in_flight=in_flight)
     if json_out:
         _print_json(result)
