@@ -134,6 +134,26 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.openapi = openapi
 
+    def raw_post(path: str, endpoint, response_model, summary: str, openapi_extra: dict) -> None:
+        """``POST path`` answered by ``endpoint(request)`` (a :class:`_RequestRoute`)."""
+        app.router.add_api_route(
+            path,
+            endpoint,
+            methods=["POST"],
+            route_class_override=_RequestRoute,
+            response_model=response_model,
+            responses=_ERRORS,
+            summary=summary,
+            openapi_extra=openapi_extra,
+        )
+
+    async def parsed(request: Request, model):
+        """``model`` parsed from the request's body bytes; 422 with pydantic's reasons."""
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+
     async def checked_body(request: Request) -> str | None:
         """413 and 415 before the body is parsed; the request's API key (None: none given).
 
@@ -194,10 +214,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     # more than the order's own trip through backend and shard).
     async def post_order(request: Request):
         key = await checked_body(request)
-        try:
-            order = NewOrderIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
+        order = await parsed(request, NewOrderIn)
         row = {
             "account": order.account,
             "order_id": order.order_id or 0,
@@ -209,15 +226,12 @@ def create_app(gateway: Gateway) -> FastAPI:
         }
         return await one(key, order.symbol, row)
 
-    app.router.add_api_route(
+    raw_post(
         "/v1/orders",
         post_order,
-        methods=["POST"],
-        route_class_override=_RequestRoute,
-        response_model=OrderOut,
-        responses=_ERRORS,
-        summary="Enter one order; the answer holds its execution reports.",
-        openapi_extra=documented(NewOrderIn),
+        OrderOut,
+        "Enter one order; the answer holds its execution reports.",
+        documented(NewOrderIn),
     )
 
     # Taken raw too: FastAPI's parameter machinery (query, header, a body model parsed
@@ -225,10 +239,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def post_batch(request: Request):
         key = await checked_body(request)
         client = _client_of(request.scope["query_string"])
-        try:
-            batch = BatchIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
+        batch = await parsed(request, BatchIn)
         if len(batch.orders) > limits.max_batch:
             raise HTTPException(413, f"a batch holds at most {limits.max_batch} orders")
         gateway.accounts_of(key)  # 401 before anything else is looked at
@@ -241,15 +252,12 @@ def create_app(gateway: Gateway) -> FastAPI:
         reports = await gateway.submit(orders, client)
         return _raw_json({"count": len(reports), "reports": reports_to_columns(reports)})
 
-    app.router.add_api_route(
+    raw_post(
         "/v1/orders/batch",
         post_batch,
-        methods=["POST"],
-        route_class_override=_RequestRoute,
-        response_model=BatchOut,
-        responses=_ERRORS,
-        summary="Enter many orders (NEW, CANCEL or MODIFY); reports come back as columns.",
-        openapi_extra=documented(BatchIn, _CLIENT_PARAMETER),
+        BatchOut,
+        "Enter many orders (NEW, CANCEL or MODIFY); reports come back as columns.",
+        documented(BatchIn, _CLIENT_PARAMETER),
     )
 
     @app.delete("/v1/orders/{symbol}/{order_id}", response_model=OrderOut, responses=_ERRORS)
