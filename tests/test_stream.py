@@ -96,6 +96,30 @@ def test_errors_reach_the_caller_and_the_server_serves_on():
     run(main())
 
 
+def test_an_in_order_server_answers_each_connection_s_requests_in_turn_errors_included():
+    seen = []
+
+    async def handler(batch, arg):  # never waits, as an engine shard's
+        seen.append(arg)
+        if arg == 2:
+            raise ValueError("bad")
+        return (batch,)
+
+    async def main():
+        server = StreamServer(handler, PAIR, in_order=True)
+        address = ("127.0.0.1", await server.start("127.0.0.1"))
+        client = StreamClient(address, PAIR)
+        calls = [client.call(np.array([(k, k)], PAIR), arg=k) for k in range(5)]
+        replies = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(replies[2], StreamError) and "ValueError: bad" in str(replies[2])
+        assert [int(r[0]["a"][0]) for k, r in enumerate(replies) if k != 2] == [0, 1, 3, 4]
+        assert seen == [0, 1, 2, 3, 4]
+        assert not server._tasks  # answered in line, no task per request
+        await server.close()
+
+    run(main())
+
+
 def test_a_peer_announcing_an_absurd_length_loses_only_its_own_connection():
     async def handler(batch, arg):
         return (batch,)
