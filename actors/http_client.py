@@ -9,6 +9,8 @@ other transports. The generator names itself (``?client=``) so that the
 answers carry its MAKER_DONE notices too.
 """
 
+from urllib.parse import urlsplit
+
 import numpy as np
 import orjson
 
@@ -53,6 +55,7 @@ class HttpBackendClient:
         self.url = url.rstrip("/") + "/v1/orders/batch"
         self.symbols = list(symbols)
         self._pool = ConnectionPool(url, connections)
+        self._target = b"POST " + urlsplit(self.url).path.encode()  # under any path prefix
         self._head = (
             f"Host: {self._pool.authority}\r\nX-API-Key: {api_key}\r\n"
             "Content-Type: application/json\r\nContent-Length: "
@@ -60,11 +63,7 @@ class HttpBackendClient:
 
     async def submit(self, orders: np.ndarray, client: int | None = None) -> np.ndarray:
         body = orders_json(orders, self.symbols)
-        target = (
-            b"POST /v1/orders/batch"
-            if client is None
-            else b"POST /v1/orders/batch?client=%d" % client
-        )
+        target = self._target if client is None else b"%s?client=%d" % (self._target, client)
         request = b"%s HTTP/1.1\r\n%s%d\r\n\r\n%s" % (target, self._head, len(body), body)
         status, payload = await self._pool.request(request)
         if status != 200:

@@ -160,7 +160,7 @@ def test_only_plain_http_urls_are_taken(url):
 
 def test_the_backend_client_posts_the_batch_with_its_key_and_names_an_error_status():
     async def main():
-        statuses = iter([b"200 OK", b"422 Unprocessable Entity"])
+        statuses = iter([b"200 OK", b"422 Unprocessable Entity", b"200 OK"])
 
         def answer(body):
             status = next(statuses)
@@ -176,9 +176,13 @@ def test_the_backend_client_posts_the_batch_with_its_key_and_names_an_error_stat
             with pytest.raises(HttpError, match="HTTP 422: no"):
                 await client.submit(orders)
             await client.close()
-        first, second = server.requests
+            behind_a_prefix = HttpBackendClient(server.url + "/lab/", "secret", ["S0", "S1"])
+            assert len(await behind_a_prefix.submit(orders, 0)) == 0
+            await behind_a_prefix.close()
+        first, second, prefixed = server.requests
         assert first.startswith(b"POST /v1/orders/batch?client=3 HTTP/1.1\r\n")
         assert second.startswith(b"POST /v1/orders/batch HTTP/1.1\r\n")
+        assert prefixed.startswith(b"POST /lab/v1/orders/batch?client=0 HTTP/1.1\r\n")
         assert b"\r\nX-API-Key: secret\r\n" in first and b'"symbol":"S1"' in first
 
     asyncio.run(main())
