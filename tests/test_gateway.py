@@ -102,6 +102,17 @@ def test_cancel_and_modify_by_the_owner_and_refused_for_anyone_else():
         status, body = await call(http, "DELETE", "/v1/orders/MSFT/5?account=8")
         assert status == 403 and "NOT_OWNER" in body["detail"]
         status, body = await call(
+            http, "PATCH", "/v1/orders/MSFT/5", {"qty": 1, "price": 90, "account": 8}
+        )
+        assert status == 403 and "NOT_OWNER" in body["detail"]
+        # A key that may trade only account 7 cannot act for account 8 at all.
+        status, body = await call(
+            http, "PATCH", "/v1/orders/MSFT/5", {"qty": 1, "price": 90, "account": 8}, key=TRADER
+        )
+        assert status == 403 and "account 8" in body["detail"]
+        status, body = await call(http, "GET", "/v1/orders/MSFT/5")
+        assert (body["price"], body["leaves"]) == (100, 5)  # the refused modifies changed nothing
+        status, body = await call(
             http, "PATCH", "/v1/orders/MSFT/5", {"qty": 3, "price": 101, "account": 7}
         )
         assert status == 200 and body["reports"][0]["kind"] == "MODIFIED"
@@ -154,6 +165,18 @@ def test_an_invalid_order_gets_422_with_its_reason_and_never_reaches_the_engine(
         assert (await call(http, "POST", "/v1/orders", order()))[0] == 200  # still serving
 
     serve(test)
+
+
+def test_an_order_the_risk_checks_refuse_gets_422_with_the_reason_and_never_reaches_the_engine():
+    async def test(http, shards):
+        before = engine_messages(shards)
+        status, body = await call(http, "POST", "/v1/orders", order(qty=11))
+        assert status == 422 and body["detail"] == "rejected: MAX_ORDER_QTY", body
+        assert engine_messages(shards) == before
+        status, body = await call(http, "POST", "/v1/orders", order(qty=10))
+        assert status == 200 and body["reports"][0]["kind"] == "ACK"
+
+    serve(test, risk=RiskLimits(max_order_qty=10))
 
 
 def test_duplicates_oversize_wrong_types_and_rate_limits_get_their_4xx():

@@ -8,14 +8,19 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import psycopg
 import pytest
 import redis
+import redis.asyncio
 
 from actors.backend import Backend
 from actors.engine_shard import EngineShard
-from actors.local import LocalShardClient
+from actors.gateway import Gateway
+from actors.gateway_app import create_app
+from actors.http_server import HttpServer
+from actors.local import LocalBackendClient, LocalShardClient
 from actors.order_cache import OrderCache
 from actors.order_flow import FlowParams, OrderFlow
 from actors.platform_stores import StoresSpec
@@ -91,6 +96,54 @@ def test_the_journal_holds_exactly_what_the_clients_were_told(schema, durability
         assert told["rejected"] > 0 and told["fills"] > 0  # the flow exercised both
         assert _counts(schema, run_id) == (told["accepted"], told["fills"])
         assert state is not None and state["status"] in {"open", "filled", "canceled", "expired"}
+    finally:
+        _drop_keys(run_id)
+
+
+def test_the_gateway_answers_an_orders_state_from_redis():
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+
+    async def main():
+        shards = [EngineShard(i, 2, 4, n_backends=2) for i in range(2)]
+        queries = [LocalShardClient(s) for s in shards]
+        spec = StoresSpec(run_id, REDIS_URL)
+        backends = [Backend(i, 2, queries, 4, 50, stores=spec) for i in range(2)]
+        peers = [LocalBackendClient(b) for b in backends]
+        gateway = Gateway(
+            0, peers, queries, ["S0", "S1", "S2", "S3"], {"k": "*"}, stores=backends[0].stores
+        )
+        server = HttpServer(create_app(gateway))
+        port = await server.start("127.0.0.1", 0)
+        headers = {"X-API-Key": "k"}
+        buy = {"symbol": "S1", "side": "B", "price": 100, "qty": 5, "account": 3, "order_id": 11}
+        sell = {"symbol": "S1", "side": "S", "price": 100, "qty": 2, "account": 4}
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers=headers) as http:
+                for body in (buy, sell):  # the two accounts' orders go to the two backends
+                    async with http.post("/v1/orders", json=body) as answer:
+                        assert answer.status == 200, await answer.text()
+
+                async def state():
+                    async with http.get("/v1/orders/S1/11") as answer:
+                        return answer.status, await answer.json()
+
+                status, body = await state()
+                # The cache's own words: the shard's book would say "resting", not "open".
+                assert status == 200 and body["status"] == "open", body
+                assert (body["leaves"], body["price"], body["account"]) == (3, 100, 3)
+                # Gone from Redis, gone from the gateway's view, though it rests in the book.
+                client = redis.asyncio.Redis.from_url(REDIS_URL)
+                assert await client.delete(backends[0].stores.cache.order_key(1, 11)) == 1
+                await client.aclose()
+                assert (await state())[0] == 404
+                assert shards[1].order(1, 11)["leaves"] == 3  # symbol 1 is shard 1's
+        finally:
+            await server.close()
+            for backend in backends:
+                await backend.close_stores()
+
+    try:
+        asyncio.run(main())
     finally:
         _drop_keys(run_id)
 
