@@ -47,6 +47,36 @@ def test_a_run_over_http_answers_every_order_and_stores_no_key(
     assert SECRET not in stored and "<key 1 of" not in stored  # LAB_API_KEYS is not config
 
 
+def test_keys_in_the_config_are_served_and_stored_masked(tmp_path, monkeypatch):
+    from lab.run.stages import gateway_spec
+
+    configured = f"gateway.api_keys={{{SECRET}-config: [4, 5]}}"
+    result, stored = _run(tmp_path, "in-process", monkeypatch, [configured])
+    assert result.status == "ok" and result.errors == 0, result.first_error
+    assert f"{SECRET}-config" not in stored and SECRET not in stored
+    assert json.loads(stored)["config"]["gateway"]["api_keys"] == {"<key 1 of 1>": [4, 5]}
+    # What the gateways are given: the config's key, LAB_API_KEYS's and the run's own.
+    served = gateway_spec(Experiment.from_yaml(QUICKSTART, overrides=[configured]).config)
+    assert {k: v for k, v in served["api_keys"].items() if k != served["run_key"]} == {
+        f"{SECRET}-config": [4, 5],
+        SECRET: [1, 2, 3],
+    }
+
+
+@pytest.mark.parametrize(
+    "given, words",
+    [("{not json", "LAB_API_KEYS: not JSON"), ('["k"]', "LAB_API_KEYS: expected a JSON object")],
+)
+def test_a_malformed_lab_api_keys_is_a_config_error(given, words):
+    from lab.config import load_config
+    from lab.config.platform import api_keys
+    from lab.errors import ConfigError
+
+    gateway = load_config(QUICKSTART).gateway
+    with pytest.raises(ConfigError, match=words):
+        api_keys(gateway, env={"LAB_API_KEYS": given})
+
+
 def test_backends_sharing_one_port_take_every_account(tmp_path, monkeypatch):
     # As on a KubeRay pod behind a Service: the kernel hands each connection to either
     # backend, and the gateway that takes an order forwards it to the account's owner.
