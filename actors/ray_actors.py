@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _TAGS = ("actor", "run")
+#: A stream call's client argument for "no client" (the gateway's own orders): a stream
+#: header carries an integer, and generators are numbered from 0.
+NO_CLIENT = -1
 
 
 def _counter(name: str, description: str):
@@ -172,7 +175,7 @@ class BackendActor(_Located, Backend):
         return ray.util.get_node_ip_address(), port
 
     async def _submit_streamed(self, orders, client):
-        return (await self.submit(orders, client),)
+        return (await self.submit(orders, None if client == NO_CLIENT else client),)
 
     async def open_gateway(self, peer_addresses: list, shard_handles: list, spec: dict):
         """Serve the HTTP gateway (``topology.transport: http``, ``lab serve``); its URL.
@@ -299,8 +302,8 @@ class StreamBackendClient:
     def __init__(self, address):
         self.stream = StreamClient(address, REPORT_DTYPE)
 
-    async def submit(self, orders, client=0):
-        (reports,) = await self.stream.call(orders, client)
+    async def submit(self, orders, client=None):
+        (reports,) = await self.stream.call(orders, NO_CLIENT if client is None else client)
         return reports
 
 

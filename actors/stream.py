@@ -122,11 +122,12 @@ class StreamClient:
         """Send ``batch``; the reply's arrays (``StreamError`` if the server failed it)."""
         writer = await self._connection()
         request_id = next(self._ids)
+        data = np.ascontiguousarray(batch)
+        header = _HEADER.pack(request_id, arg, data.nbytes)  # raises before anything waits
         done = asyncio.get_running_loop().create_future()
         self._pending[request_id] = done
-        data = np.ascontiguousarray(batch)
         # One writelines, one send: a second syscall per frame shows at one order per call.
-        writer.writelines((_HEADER.pack(request_id, arg, data.nbytes), _bytes_of(data)))
+        writer.writelines((header, _bytes_of(data)))
         await writer.drain()
         return await done
 

@@ -106,10 +106,13 @@ def _post(url, body, key):
         return answer.status, json.loads(answer.read())
 
 
-def test_lab_serve_prints_where_it_serves_takes_orders_and_stops_on_ctrl_c():
+@pytest.mark.parametrize(
+    "layout", ["in-process", pytest.param("single-host", marks=pytest.mark.slow)]
+)
+def test_lab_serve_prints_where_it_serves_takes_orders_and_stops_on_ctrl_c(layout):
     env = {**os.environ, "LAB_API_KEYS": json.dumps({SECRET: "*"})}
     serving = subprocess.Popen(
-        [sys.executable, "-m", "lab", "serve", str(QUICKSTART), "--layout", "in-process"],
+        [sys.executable, "-m", "lab", "serve", str(QUICKSTART), "--layout", layout],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -127,9 +130,20 @@ def test_lab_serve_prints_where_it_serves_takes_orders_and_stops_on_ctrl_c():
         gateways = [line.split()[1] for line in lines if line.startswith("gateway")]
         assert len(gateways) == 2  # one per backend
         assert any(line.startswith("openapi") for line in lines)
-        order = {"symbol": "S3", "side": "S", "price": 10_000, "qty": 2, "account": 5}
-        status, body = _post(f"{gateways[1]}/orders", order, SECRET)
-        assert status == 200 and body["reports"][0]["kind"] == "ACK"
+        (dashboard,) = [line.split(maxsplit=1)[1].strip() for line in lines if "dashboard" in line]
+        if layout == "in-process":
+            assert dashboard == "none (no Ray on this layout)"
+        else:
+            assert dashboard.startswith("http://")
+        # Each gateway takes orders of both backends' accounts, forwarding what is not its own.
+        sell = {"symbol": "S3", "side": "S", "price": 10_000, "qty": 2, "account": 5}
+        buy = {"symbol": "S3", "side": "B", "price": 10_000, "qty": 1, "account": 4}
+        for gateway, order in [(gateways[1], sell), (gateways[0], sell), (gateways[1], buy)]:
+            status, body = _post(f"{gateway}/orders", order, SECRET)
+            assert status == 200 and body["reports"][0]["kind"] == "ACK", body
+        assert [r["kind"] for r in body["reports"]] == ["ACK", "FILL"]
+        status, body = _post(f"{gateways[0]}/orders/batch", {"orders": [buy, sell]}, SECRET)
+        assert status == 200 and body["count"] >= 2
         with urllib.request.urlopen(f"{gateways[0]}/healthz", timeout=30) as answer:
             assert json.loads(answer.read())["status"] == "ok"
         serving.send_signal(signal.SIGINT)
