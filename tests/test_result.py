@@ -84,3 +84,29 @@ def test_the_book_trend_compares_the_halves_of_the_measured_window():
     # Points after the window (the final collection) and in the warm-up are left out.
     late = flat + [{"t_s": 10.5, "resting_orders": 10**9}]
     assert summarize_book(late, {}, warmup_s=2, duration_s=10)["growth"] == book["growth"]
+
+
+def test_sent_and_backlog_come_from_every_generator_and_the_summary_says_overloaded():
+    from rich.console import Console
+
+    from lab.report.console import print_summary
+
+    # One generator fell behind: 30,000 of its orders were never sent and 30,000 of those
+    # it sent were still out when the window closed (1,200 of them never answered).
+    behind = tally(100_000, 40_000, sent=70_000)
+    behind.update(unsent=30_000, in_flight_at_end=30_000, unanswered=1_200, overrun_s=4.2)
+    kept_up = tally(100_000, 99_000, sent=100_000)
+    kept_up.update(unsent=0, in_flight_at_end=1_000)
+    result = merged(behind, kept_up)
+    assert result.sent_per_s == 170_000 and result.answered_per_s == 139_000
+    assert result.backlog == 30_000 + 30_000 + 1_000  # in flight at the end, plus never sent
+    assert (result.unsent, result.unanswered, result.overrun_s) == (30_000, 1_200, 4.2)
+    assert result.overloaded is True
+    console = Console(record=True, width=400)
+    print_summary(result, console)
+    text = console.export_text()
+    assert "OVERLOADED: offered 200,000 orders/s, answered 139,000/s (70%)" in text
+    assert "30,000 never sent, 1,200 still unanswered after the drain" in text
+    assert "sent_per_s............ 170,000.0/s" in text
+    assert "backlog............... 61,000" in text
+    assert "1,200 unanswered after the drain" in text
