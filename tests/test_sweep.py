@@ -62,6 +62,22 @@ def test_sweep_runs_points_and_stores_summary(ray_session, tmp_path):
     assert len(runs) == 4
 
 
+def test_a_sweep_repeats_each_point_three_times_unless_told(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        f"include: [{ROOT / 'configs' / 'quickstart.yaml'}]\n"
+        "experiment: {duration_s: 1, warmup_s: 0.2}\n"
+        "sweep: {vary: {topology.backends: [1, 2]}}\n"
+    )
+    config = load_config(path)
+    assert config.sweep.repeat == 3
+    summary = sweep(config, None, layout="in-process", store=False)
+    for point in summary["points"]:
+        ops = point["orders_per_s"]
+        assert len(ops["runs"]) == 3 and ops["n"] == 3
+        assert 0 < ops["ci_low"] <= ops["mean"] <= ops["ci_high"]  # an interval for every point
+
+
 @pytest.mark.slow
 def test_six_point_sweep_on_three_emulated_nodes_from_one_command(tmp_path):
     """The issue's 'done': one command, 6 points on the emulated three-node layout, a report,
