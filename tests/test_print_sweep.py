@@ -34,6 +34,8 @@ def test_one_run_has_no_interval_and_a_fit_on_its_bound_is_put_in_words():
     assert "adding backends never helped; the best point is topology.backends = 1" in text
     assert "N*=0.0" not in text and "peak N*" not in text
     assert "efficiency vs N=1" in text
+    assert "46% below the peak at the largest N, untested" in text
+    assert "retrograde scaling" not in text  # one run per point cannot show it
 
 
 def test_intervals_carry_their_n_and_efficiency_names_its_reference():

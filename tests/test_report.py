@@ -368,6 +368,17 @@ def test_a_fit_on_its_bound_is_put_in_words_on_the_plot_and_the_page(tmp_path):
     text = write_report(summary, tmp_path).read_text(encoding="utf-8")
     assert "fit on a bound: adding backends never helped" in text
     assert "N*≈0.0" not in text and "N*≈0" not in text
+    # 46% below the peak at the largest N, but one run per point tests nothing.
+    assert summary["retrograde"] == {
+        "detected": False,
+        "start_n": None,
+        "peak_n": 1.0,
+        "drop": pytest.approx(1 - 180_000 / 332_989),
+        "tested": False,
+    }
+    assert "untested: 46% below the peak, too few runs to tell" in text
+    assert "too few runs to tell that from noise (not called retrograde)" in text
+    assert "Retrograde:" not in text
 
 
 def test_a_poor_fit_is_flagged_on_the_page(tmp_path):

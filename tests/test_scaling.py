@@ -151,30 +151,42 @@ def test_efficiency_matches_definition():
     np.testing.assert_allclose(efficiency(N, x), x / (N * x[0]))
 
 
+def _three_runs(n, x, spread=0.01):
+    """Each point measured three times, ``spread`` apart."""
+    return np.repeat(n, 3), np.repeat(x, 3) * np.tile([1 - spread, 1, 1 + spread], len(n))
+
+
 def test_retrograde_detected_past_the_usl_peak():
     x = usl_throughput(N, 1000, 0.05, 0.01)  # N* ≈ 9.7
-    found = retrograde(N, x)
-    assert found and found.detected
+    found = retrograde(*_three_runs(N, x))
+    assert found and found.detected and found.tested
     assert found.peak_n == 8
     assert found.start_n == 16  # N=12 is only ~2% below the peak
     assert found.drop == pytest.approx(1 - x[-1] / x.max())
 
 
+def test_retrograde_is_not_called_on_single_runs_however_far_they_fall():
+    x = usl_throughput(N, 1000, 0.05, 0.01)
+    found = retrograde(N, x)  # one run per N: nothing can be tested
+    assert not found and found.tested is False and found.start_n is None
+    assert found.peak_n == 8 and found.drop == pytest.approx(1 - x[-1] / x.max())
+
+
 def test_retrograde_not_detected_on_linear_or_flattening_series():
-    assert not retrograde(N, 100 * N)
-    assert not retrograde(N, amdahl_throughput(N, 100, 0.2))
+    assert not retrograde(*_three_runs(N, 100 * N))
+    assert not retrograde(*_three_runs(N, amdahl_throughput(N, 100, 0.2)))
 
 
 def test_retrograde_ignores_a_drop_within_noise():
     x = 100 * N.copy()
-    x[-1] = x[-2] * 0.98  # 2% below the peak: under the 5% tolerance
-    assert not retrograde(N, x)
+    x[-1] = x[-2] * 0.98  # 2% below the peak: under the 5% tolerance, though significant
+    assert not retrograde(*_three_runs(N, x, spread=0.001))
 
 
 def test_retrograde_needs_the_drop_to_exceed_the_confidence_interval():
     n = np.repeat([1, 2, 3], 3)
     wide = [10, 20, 30, 50, 100, 150, 60, 90, 120]  # last mean 90 vs peak 100, CIs wide
-    assert not retrograde(n, wide)
+    assert not retrograde(n, wide) and retrograde(n, wide).tested
     tight = [19, 20, 21, 99, 100, 101, 89, 90, 91]
     assert retrograde(n, tight).start_n == 3
 

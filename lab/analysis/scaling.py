@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize
 
-from lab.analysis.intervals import mean_ci
+from lab.analysis.intervals import compare, mean_ci
 
 __all__ = [
     "UslFit",
@@ -78,6 +78,8 @@ class Retrograde(NamedTuple):
     start_n: float | None  #: first N past the peak whose throughput is clearly below it
     peak_n: float | None  #: N with the highest mean throughput
     drop: float  #: fraction by which the last N's mean is below the peak mean
+    #: whether the runs could tell (two or more at the peak and the last N)
+    tested: bool = True
 
     def __bool__(self) -> bool:  # a non-empty tuple is always truthy; the brief asks for a bool
         return bool(self.detected)
@@ -216,25 +218,36 @@ def _group(n, x) -> tuple[np.ndarray, list[np.ndarray]]:
 def retrograde(n, x, tolerance: float = RETROGRADE_TOLERANCE) -> Retrograde:
     """Does throughput fall as N grows past some point, beyond noise?
 
-    Rule: take the mean throughput at each N and its 95% CI half-width. It is
-    retrograde when the *last* (largest) N's mean is below the peak mean by more
-    than the larger of ``tolerance`` × peak and the two CI half-widths added.
-    Judging by the last point means a single noisy dip that recovers does not
-    count. ``start_n`` is the first N past the peak that is below by that margin.
+    Rule: it is retrograde when the *last* (largest) N's mean is more than
+    ``tolerance`` below the peak mean *and* a test at 95% says it is lower (the
+    findings' test: Welch's t on log throughput). Judging by the last point
+    means a single noisy dip that recovers does not count. ``start_n`` is the
+    first N past the peak that passes the same rule. With fewer than two runs
+    at the peak or the last N nothing can be tested: ``tested`` is False, and
+    ``detected`` too, whatever ``drop`` says.
     """
     ns, groups = _group(n, x)
     if ns.size == 0:
-        return Retrograde(False, None, None, 0.0)
+        return Retrograde(False, None, None, 0.0, False)
     means = np.array([g.mean() for g in groups])
-    halves = np.array([mean_ci(g)[2] - g.mean() for g in groups])
     peak = int(np.argmax(means))
     peak_mean = means[peak]
     drop = float((peak_mean - means[-1]) / peak_mean) if peak_mean > 0 else 0.0
 
-    def clearly_below(i: int) -> bool:
-        margin = max(tolerance * peak_mean, halves[peak] + halves[i])
-        return bool(peak_mean - means[i] > margin)
+    def figure(i: int) -> dict:
+        return {"mean": float(means[i]), "runs": groups[i].tolist()}
 
-    detected = peak < ns.size - 1 and clearly_below(ns.size - 1)
-    start = next((float(ns[i]) for i in range(peak + 1, ns.size) if clearly_below(i)), None)
-    return Retrograde(bool(detected), start if detected else None, float(ns[peak]), drop)
+    def lower(i: int) -> bool | None:
+        """Clearly below the peak; None when the runs cannot tell."""
+        verdict = compare(figure(peak), figure(i)).verdict
+        if verdict == "untestable":
+            return None
+        return verdict == "lower" and peak_mean - means[i] > tolerance * peak_mean
+
+    last = ns.size - 1
+    verdict = lower(last) if peak < last else False
+    start = next((float(ns[i]) for i in range(peak + 1, ns.size) if lower(i)), None)
+    detected = bool(verdict)
+    return Retrograde(
+        detected, start if detected else None, float(ns[peak]), drop, verdict is not None
+    )

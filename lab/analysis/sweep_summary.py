@@ -23,6 +23,7 @@ from lab.analysis.intervals import has_interval, interval_dict
 from lab.analysis.scaling import (
     BOUND_EPS,
     POOR_R2,
+    RETROGRADE_TOLERANCE,
     AmdahlFit,
     UslFit,
     efficiency,
@@ -42,6 +43,7 @@ __all__ = [
     "point_row",
     "point_label",
     "sweep_value",
+    "untested_drop",
 ]
 
 LAYOUT_KEY = "layout"  #: the pseudo-key of ``values`` that names a point's layout
@@ -331,12 +333,21 @@ def _describe(usl: dict, retro: dict, points: list[dict], n_key: str | None) -> 
         text += f"; R²={usl['r2']:.3f}." if usl["r2"] is not None else "."
         text += "".join(f" {c}" for c in usl["caveats"])
     if retro["detected"]:
-        lower = "lower, by more than noise allows," if not single else "lower"
         text += (
-            f" Retrograde: throughput tops out at N={retro['peak_n']:g} and is {lower} "
-            f"from N={retro['start_n']:g} on ({retro['drop']:.0%} below the peak at the "
-            "largest N)."
+            f" Retrograde: throughput tops out at N={retro['peak_n']:g} and is lower, by "
+            f"more than noise allows, from N={retro['start_n']:g} on ({retro['drop']:.0%} "
+            "below the peak at the largest N)."
+        )
+    elif untested_drop(retro):
+        text += (
+            f" The largest N is {retro['drop']:.0%} below the peak at N={retro['peak_n']:g}, "
+            "but too few runs to tell that from noise (not called retrograde)."
         )
     if single:
         text += " One run per point: no point has an interval, and no change can be tested."
     return text
+
+
+def untested_drop(retro: dict) -> bool:
+    """A fall past the peak that the runs could not test (so it is not called retrograde)."""
+    return retro.get("tested") is False and (retro.get("drop") or 0) > RETROGRADE_TOLERANCE

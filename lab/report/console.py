@@ -176,7 +176,7 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
     the sweep varies it, saying when a fit is poor or sits on a bound."""
     # Imported here: lab.analysis.scaling loads SciPy, which printing a single run does not need.
     from lab.analysis.intervals import format_interval
-    from lab.analysis.sweep_summary import efficiency_label, judge_fit, layout_groups
+    from lab.analysis.sweep_summary import efficiency_label, judge_fit, layout_groups, untested_drop
 
     console = console or _console()
     console.print(
@@ -242,6 +242,11 @@ def print_sweep(summary: dict, console: Console | None = None) -> None:
         retro = fits.get("retrograde") or {}
         if retro.get("detected") and retro.get("start_n") is not None:
             console.print(f"  {prefix}[red]retrograde scaling[/] from N={retro['start_n']:g}")
+        elif untested_drop(retro):
+            console.print(
+                f"  {prefix}{retro['drop']:.0%} below the peak at the largest N, "
+                "untested (too few runs to call it retrograde)"
+            )
     bottleneck = summary.get("bottleneck") or {}
     if bottleneck.get("explanation"):
         console.print(f"  bottleneck: {bottleneck['explanation']}")

@@ -21,6 +21,7 @@ from lab.analysis.sweep_summary import (
     efficiency_label,
     judge_fit,
     layout_groups,
+    untested_drop,
 )
 from lab.report.plots import sweep_plots
 from lab.report.run_plots import run_plots
@@ -195,6 +196,9 @@ def _fit_pairs(layout: str, fits: dict) -> list[tuple[str, str]]:
         pairs += [(f"{prefix}USL peak", peak), (f"{prefix}USL fit R²", r2)]
     if retro.get("detected") and retro.get("start_n") is not None:
         pairs.append((f"{prefix}retrograde", f"yes, from N={retro['start_n']:g}"))
+    elif untested_drop(retro):
+        untested = f"untested: {retro['drop']:.0%} below the peak, too few runs to tell"
+        pairs.append((f"{prefix}retrograde", untested))
     elif not retro.get("layouts"):
         pairs.append((f"{prefix}retrograde", "no"))
     return pairs
