@@ -175,7 +175,8 @@ def test_lab_bench_http_prints_its_three_figures():
     assert figures["bare_rps"] > 0 and figures["per_order_rps"] > 0
     assert figures["batch_orders_per_s"] == pytest.approx(figures["batch_rps"] * 1000)
     assert figures["in_flight"] == 64
-    for leg in ("bare", "per_order", "batch"):
+    assert figures["batch_of_one_rps"] == figures["batch_of_one"]["rps"] > 0
+    for leg in ("bare", "per_order", "batch", "batch_of_one"):
         assert figures[leg]["failed"] == 0, figures[leg]
         assert 0 < figures[leg]["host_busy"] <= 1  # the host's CPUs, all of its processes
 

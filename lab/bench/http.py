@@ -6,7 +6,10 @@
 2. ``per_order``: one NEW order per ``POST /v1/orders`` through the platform's
    gateways (``lab serve``'s stages on the layout; each request goes to the
    gateway whose backend owns its account);
-3. ``batch``: ``POST /v1/orders/batch`` with 1,000 orders per request.
+3. ``batch``: ``POST /v1/orders/batch`` with 1,000 orders per request;
+4. ``batch_of_one``: ``POST /v1/orders/batch`` with one order per request, as the
+   load generators of ``transport: http`` send it at ``batch_size: 1`` (that
+   route also takes their cancels and carries their maker notices).
 
 The load client is one process of its own (aiohttp, keep-alive, a fixed number
 of requests in flight) so that it never shares an event loop with a server;
@@ -63,15 +66,19 @@ def run_http_bench(
         batches = _order_bodies(urls, symbols, accounts, 1000)
         per_order = ex.serve_while(lambda: measure(singles, "/v1/orders", duration_s, in_flight))
         batch = ex.serve_while(lambda: measure(batches, "/v1/orders/batch", duration_s, 4))
+        ones = _order_bodies(urls, symbols, accounts, 1, as_batch=True)
+        one = ex.serve_while(lambda: measure(ones, "/v1/orders/batch", duration_s, in_flight))
     return {
         "bare_rps": bare["rps"],
         "per_order_rps": per_order["rps"],
         "per_order_vs_bare": round(per_order["rps"] / max(bare["rps"], 1e-9), 3),
         "batch_orders_per_s": batch["orders_per_s"],
         "batch_rps": batch["rps"],
+        "batch_of_one_rps": one["rps"],
         "bare": bare,
         "per_order": per_order,
         "batch": batch,
+        "batch_of_one": one,
         "layout": experiment.layout_name,
         "gateways": len(urls),
         "in_flight": in_flight,
@@ -140,8 +147,11 @@ def _order(account: int, symbol: str, rng_seed: int) -> dict:
     }
 
 
-def _order_bodies(urls: list[str], symbols: list[str], accounts: int, per_request: int):
-    """Per gateway: a few request bodies of accounts its backend owns (ids left to it)."""
+def _order_bodies(
+    urls: list[str], symbols: list[str], accounts: int, per_request: int, as_batch=False
+):
+    """Per gateway: a few request bodies of accounts its backend owns (ids left to it);
+    one order alone, unless ``per_request`` > 1 or ``as_batch``."""
     out = []
     for g, url in enumerate(urls):
         mine = [a for a in range(1, accounts + 1) if a % len(urls) == g] or [g + 1]
@@ -153,7 +163,8 @@ def _order_bodies(urls: list[str], symbols: list[str], accounts: int, per_reques
                 )
                 for i in range(per_request)
             ]
-            bodies.append(orjson.dumps(orders[0] if per_request == 1 else {"orders": orders}))
+            alone = per_request == 1 and not as_batch
+            bodies.append(orjson.dumps(orders[0] if alone else {"orders": orders}))
         out.append((url, bodies, per_request))
     return out
 
