@@ -127,7 +127,12 @@ def test_the_gateway_answers_an_orders_state_from_redis():
                     async with http.get("/v1/orders/S1/11") as answer:
                         return answer.status, await answer.json()
 
+                # The cache is written off the answers' path: wait for the fill to land.
+                deadline = time.monotonic() + 20
                 status, body = await state()
+                while body.get("leaves") != 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                    status, body = await state()
                 # The cache's own words: the shard's book would say "resting", not "open".
                 assert status == 200 and body["status"] == "open", body
                 assert (body["leaves"], body["price"], body["account"]) == (3, 100, 3)
