@@ -14,6 +14,7 @@ from lab.analysis.bottleneck import (
     host_load,
     stage_of,
 )
+from lab.analysis.intervals import mean_ci
 from lab.analysis.scaling import (
     MIN_POINTS,
     POOR_R2,
@@ -21,7 +22,6 @@ from lab.analysis.scaling import (
     efficiency,
     fit_amdahl,
     fit_usl,
-    mean_ci,
     retrograde,
     usl_throughput,
 )

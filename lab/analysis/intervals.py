@@ -70,7 +70,8 @@ class Comparison(NamedTuple):
 def mean_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """Arithmetic mean and Student-t interval as (mean, low, high).
 
-    The plain interval, for figures that may be negative (retrograde margins).
+    The plain interval, which can reach below zero; throughput takes
+    :func:`log_interval` instead.
     One value gives a zero-width interval; no values is a ValueError.
     """
     v = np.asarray(values, dtype=float).ravel()

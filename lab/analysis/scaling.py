@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize
 
-from lab.analysis.intervals import compare, mean_ci
+from lab.analysis.intervals import compare
 
 __all__ = [
     "UslFit",
@@ -36,7 +36,6 @@ __all__ = [
     "fit_amdahl",
     "efficiency",
     "retrograde",
-    "mean_ci",
 ]
 
 MIN_POINTS = 6  #: distinct N values a fit needs: 2-3 parameters plus room to see misfit

@@ -15,9 +15,8 @@ The load client is one process of its own (aiohttp, keep-alive, a fixed number
 of requests in flight) so that it never shares an event loop with a server;
 it counts the requests answered 2xx and the orders they carried within the
 measured seconds, and how busy the host's CPUs were meanwhile (``host_busy``).
-Every
-figure is measured with the same client, so the ratio per_order / bare says
-what the platform adds to a request.
+Every figure is measured with the same client, so the ratio per_order / bare
+says what the platform adds to a request.
 """
 
 import asyncio
